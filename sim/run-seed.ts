@@ -1,0 +1,97 @@
+// One simulator run from one seed: the seed picks the cluster shape, the Raft options, the
+// network and disk faults and the workload; a safety phase under faults is followed by a
+// liveness phase without them, then the end-of-run checkers.
+import { SimViolation, Simulation, type FaultKind, type SimConfig, type SimStats } from './cluster.ts';
+import { Prng } from './prng.ts';
+
+export interface SeedResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation: string | null;
+  readonly stats: SimStats;
+  readonly config: SimConfig;
+}
+
+const allFaults: readonly FaultKind[] = ['partition', 'crash', 'crash-during-fsync', 'pause', 'clock', 'slow-fsync', 'membership', 'transfer'];
+
+/** The configuration a seed stands for. Changing this function changes what seeds mean. */
+export function configForSeed(seed: number): SimConfig {
+  const p = new Prng(seed ^ 0x5eed);
+  const voterCount = p.pick([1, 3, 3, 3, 3, 5, 5]);
+  const spares = p.pick([0, 0, 1, 2]);
+  const nodeIds = Array.from({ length: voterCount + spares }, (_, i) => `n${i + 1}`);
+  const electionTicks = 10;
+  const checkQuorum = p.chance(0.75);
+  const preVote = p.chance(0.8);
+  const leaseTicks = checkQuorum && p.chance(0.5) ? 6 : 0;
+  const faults = allFaults.filter(() => p.chance(0.65));
+  return {
+    seed,
+    nodeIds,
+    initialConfig: { voters: nodeIds.slice(0, voterCount), learners: [] },
+    electionTicks,
+    heartbeatTicks: p.pick([1, 2, 3]),
+    preVote,
+    checkQuorum,
+    leaseTicks,
+    tickMs: 10,
+    dropRate: p.pick([0, 0.01, 0.05, 0.1]),
+    duplicateRate: p.pick([0, 0.01, 0.05]),
+    delayMsMin: 0.2,
+    delayMsMax: p.pick([1, 3, 8]),
+    longDelayRate: p.pick([0, 0.01, 0.03]),
+    longDelayMsMax: p.pick([30, 80, 200]),
+    fsyncMsMin: 0.2,
+    fsyncMsMax: p.pick([1, 3, 6]),
+    slowFsyncMs: p.pick([15, 40]),
+    compactAfterEntries: p.pick([8, 20, 60, 1_000_000]),
+    snapshotChunkBytes: p.pick([64, 256, 4096]),
+    appendEntriesMax: p.pick([1, 4, 64]),
+    inflightMsgsMax: p.pick([1, 4, 64]),
+    clients: p.range(2, 5),
+    keys: p.range(1, 4),
+    opTimeoutMs: 600,
+    // A clock may run up to 8% fast or slow: inside the lease margin (leaseTicks 6 of 10).
+    clockRateMin: 0.92,
+    clockRateMax: 1.08,
+    safetyPhaseMs: p.pick([2000, 3000, 4000]),
+    livenessPhaseMsMax: 8000,
+    faultIntervalMsMin: 30,
+    faultIntervalMsMax: p.pick([150, 300, 600]),
+    faults: faults.length > 0 ? faults : ['partition', 'crash'],
+  };
+}
+
+export function runSeed(seed: number, options: { trace?: (line: string) => void; config?: SimConfig } = {}): SeedResult {
+  const config = options.config ?? configForSeed(seed);
+  const sim = new Simulation(config, options.trace ?? null);
+  try {
+    sim.startWorkload();
+    sim.startNemesis();
+    sim.runFor(config.safetyPhaseMs);
+
+    // Liveness: once the faults stop, a leader is elected and writes complete within a bound.
+    sim.stopNemesis();
+    if (!sim.probeWrite('liveness', `after-heal-${seed}`, config.livenessPhaseMsMax)) {
+      throw new SimViolation('liveness', `no write succeeded within ${config.livenessPhaseMsMax}ms after the faults stopped`);
+    }
+    sim.runFor(500);
+    sim.stopWorkload();
+    // Outstanding client operations finish or time out.
+    sim.runFor(config.opTimeoutMs + 50);
+    // Final reads of every key join the history: acknowledged writes must show through them.
+    for (let k = 0; k < config.keys; k++) {
+      const read = sim.probeRead(`k${k}`, config.livenessPhaseMsMax);
+      if (!read.ok) throw new SimViolation('liveness', `final read of k${k} did not complete`);
+    }
+    sim.checkConvergence(config.livenessPhaseMsMax);
+    sim.checkAcknowledgedWrites();
+    sim.checkHistory();
+    return { seed, ok: true, violation: null, stats: sim.statsNow(), config };
+  } catch (error) {
+    if (error instanceof SimViolation) return { seed, ok: false, violation: error.message, stats: sim.statsNow(), config };
+    // An invariant assertion or any other exception is a bug found by this seed too.
+    const text = error instanceof Error ? `${error.name}: ${error.message}\n${(error.stack ?? '').split('\n').slice(1, 6).join('\n')}` : String(error);
+    return { seed, ok: false, violation: `crash: ${text}`, stats: sim.statsNow(), config };
+  }
+}
