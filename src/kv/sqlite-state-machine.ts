@@ -1,0 +1,618 @@
+// The key-value state machine of Chorus, stored in SQLite.
+//
+// Durability model: the Raft log is the source of truth. The state machine persists, in the
+// same SQLite transaction as the data, the index of the last entry it applied; after a crash
+// the driver re-applies the log from there, and entries at or below that index are skipped.
+// So a lost commit (synchronous=NORMAL may lose the last ones on power failure, never corrupt)
+// only costs re-applying a few entries.
+//
+// The revision of a write is the log index of its entry, as etcd's revisions: every write of
+// one entry (all ops of a txn) shares it.
+import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { EntryType } from '../core/raft/types.ts';
+import {
+  decodeCommand,
+  evaluateCompare,
+  resolveLimits,
+  validateCommand,
+  validateKey,
+} from './commands.ts';
+import type { Command, CompareSubject, KvLimits, TxnCommand } from './commands.ts';
+import { KvError } from './errors.ts';
+import type { KvErrorCode } from './errors.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+
+/** What applyBatch needs of a log entry; the Raft core's Entry fits. */
+export interface ApplyEntry {
+  readonly index: number;
+  readonly type: EntryType;
+  /** The encoded command of a 'normal' entry. */
+  readonly data?: Uint8Array;
+}
+
+export interface KvRecord {
+  readonly key: string;
+  readonly value: Uint8Array;
+  /** Revision (log index) of the put that created the key; reset by a delete. */
+  readonly createRevision: number;
+  /** Revision of the latest put. */
+  readonly modRevision: number;
+  /** Number of puts since creation: 1 after the creating put. */
+  readonly version: number;
+}
+
+export type TxnOpResult =
+  | { readonly op: 'put'; readonly key: string }
+  | { readonly op: 'delete'; readonly key: string; readonly deleted: 0 | 1 }
+  | ({ readonly op: 'get' } & KvRecord)
+  | { readonly op: 'get'; readonly key: string; readonly absent: true };
+
+/** The outcome of one entry. `revision` is always the entry's index. */
+export type ApplyResult =
+  | { readonly kind: 'put'; readonly revision: number }
+  | { readonly kind: 'delete'; readonly revision: number; readonly deleted: 0 | 1 }
+  | {
+      readonly kind: 'txn';
+      readonly revision: number;
+      readonly succeeded: boolean;
+      /** One result per op of the branch that ran, in order. */
+      readonly results: readonly TxnOpResult[];
+    }
+  /** A 'noop' or 'config' entry: only the applied index moved. */
+  | { readonly kind: 'none'; readonly revision: number }
+  /** Already applied before (replay after a crash or a restore): nothing was done now. */
+  | { readonly kind: 'skipped'; readonly revision: number }
+  /** The payload did not decode or validate. Deterministic: every replica gets the same one.
+   * The applied index still moves past the entry. */
+  | { readonly kind: 'error'; readonly revision: number; readonly code: KvErrorCode; readonly message: string };
+
+export interface RangeOptions {
+  /** Only keys starting with this string; '' (the default) for every key. */
+  readonly prefix?: string;
+  /** At most this many records (a positive integer); unlimited when omitted. */
+  readonly limit?: number;
+}
+
+export interface RangeResult {
+  /** In UTF-8 byte order of the keys (SQLite BINARY collation), which is code point order;
+   * note it differs from JS string order for characters above U+FFFF. */
+  readonly records: KvRecord[];
+  /** True when the limit cut the result short. */
+  readonly more: boolean;
+}
+
+export interface StateMachineSnapshot {
+  /** The applied index the image covers. */
+  readonly index: number;
+  /** A complete SQLite database image. */
+  readonly data: Uint8Array;
+}
+
+export interface SqliteStateMachineOptions {
+  /** Must be identical on every replica (see KvLimits). */
+  readonly limits?: Partial<KvLimits>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+const SCHEMA_VERSION = 1;
+
+// Invariants: version >= 1 and create_revision <= mod_revision <= applied_index for every row
+// (an absent key has no row: a delete removes it, so version and create_revision restart at
+// the next put). Keys compare with the BINARY collation, i.e. by UTF-8 bytes.
+// `applied` holds exactly one row; applied_index only grows, except through restore.
+// checkSchema compares the SQL text SQLite recorded, so any edit here, even of whitespace, makes
+// existing files look foreign: bump SCHEMA_VERSION and migrate them instead.
+const SCHEMA_SQL = `
+CREATE TABLE kv (
+  key TEXT NOT NULL PRIMARY KEY,
+  value BLOB NOT NULL,
+  create_revision INTEGER NOT NULL,
+  mod_revision INTEGER NOT NULL,
+  version INTEGER NOT NULL
+) STRICT;
+CREATE TABLE applied (
+  id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  applied_index INTEGER NOT NULL
+) STRICT;
+INSERT INTO applied (id, applied_index) VALUES (1, 0);
+PRAGMA user_version = ${SCHEMA_VERSION};
+`;
+
+const SCHEMA_OBJECTS_SQL = 'SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name';
+
+let expectedSchemaCache: string | undefined;
+
+/** The schema objects as SQLite records them, taken from a scratch database so that the
+ * comparison does not depend on how SQLite normalises the SQL text. */
+function expectedSchema(): string {
+  if (expectedSchemaCache === undefined) {
+    const scratch = new Database(':memory:');
+    try {
+      scratch.exec(SCHEMA_SQL);
+      expectedSchemaCache = JSON.stringify(scratch.prepare(SCHEMA_OBJECTS_SQL).all());
+    } finally {
+      scratch.close();
+    }
+  }
+  return expectedSchemaCache;
+}
+
+/** Throws `code` unless `db` holds exactly our schema (no extra tables, triggers or views: a
+ * snapshot image comes from another process and must not smuggle in SQL). */
+function checkSchema(db: Database.Database, code: KvErrorCode): void {
+  const version = db.pragma('user_version', { simple: true });
+  if (version !== SCHEMA_VERSION) {
+    throw new KvError(code, `database schema version is ${String(version)}, expected ${SCHEMA_VERSION}`);
+  }
+  if (JSON.stringify(db.prepare(SCHEMA_OBJECTS_SQL).all()) !== expectedSchema()) {
+    throw new KvError(code, 'database does not hold the Chorus key-value schema');
+  }
+}
+
+function readAppliedIndex(db: Database.Database, code: KvErrorCode): number {
+  const applied = db.prepare('SELECT applied_index FROM applied WHERE id = 1').pluck().get();
+  if (typeof applied !== 'number' || !Number.isSafeInteger(applied) || applied < 0) {
+    throw new KvError(code, 'database has no valid applied index');
+  }
+  return applied;
+}
+
+/** Creates the schema in an empty database, or checks it in an existing one. */
+function ensureSchema(db: Database.Database): void {
+  const objects = db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
+  if (objects === 0 && db.pragma('user_version', { simple: true }) === 0) {
+    db.transaction(() => db.exec(SCHEMA_SQL))();
+    return;
+  }
+  checkSchema(db, 'CHORUS_KV_SCHEMA');
+}
+
+function configure(db: Database.Database, file: string | null): void {
+  // Our schema has no triggers or views, and a restored image is checked to have none; this
+  // is defence in depth against SQL running from a foreign schema.
+  db.pragma('trusted_schema = OFF');
+  if (file !== null) {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`SQLite refused WAL mode for ${file} (got ${String(mode)})`);
+    // NORMAL in WAL mode never corrupts; it may lose the last commits on power failure, which
+    // replay from the Raft log restores (see the header comment).
+    db.pragma('synchronous = NORMAL');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements
+
+interface StoredSubject extends CompareSubject {
+  readonly value: Uint8Array;
+}
+
+function prepareStatements(db: Database.Database) {
+  const record = 'key, value, create_revision AS createRevision, mod_revision AS modRevision, version';
+  return {
+    getRecord: db.prepare<[string], KvRecord>(`SELECT ${record} FROM kv WHERE key = ?`),
+    // Without the value: comparisons on revisions or version need not read a large blob.
+    getCounters: db.prepare<[string], CompareSubject>(
+      'SELECT create_revision AS createRevision, mod_revision AS modRevision, version FROM kv WHERE key = ?',
+    ),
+    getSubject: db.prepare<[string], StoredSubject>(
+      'SELECT value, create_revision AS createRevision, mod_revision AS modRevision, version FROM kv WHERE key = ?',
+    ),
+    // One statement, no read-before-write: a new key starts at version 1 with both revisions
+    // at the index; an existing key keeps create_revision and counts one more version.
+    upsert: db.prepare<[string, Uint8Array, number, number]>(
+      `INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, 1)
+       ON CONFLICT (key) DO UPDATE SET
+         value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1`,
+    ),
+    remove: db.prepare<[string]>('DELETE FROM kv WHERE key = ?'),
+    setApplied: db.prepare<[number]>('UPDATE applied SET applied_index = ? WHERE id = 1'),
+    count: db.prepare<[], number>('SELECT count(*) FROM kv').pluck(),
+    // Prefix scans are key ranges so that they walk the primary-key index (LIKE would not,
+    // and would treat '%' and '_' in keys as wildcards).
+    rangeAll: db.prepare<[number], KvRecord>(`SELECT ${record} FROM kv ORDER BY key LIMIT ?`),
+    rangeFrom: db.prepare<[string, number], KvRecord>(
+      `SELECT ${record} FROM kv WHERE key >= ? ORDER BY key LIMIT ?`,
+    ),
+    rangeBetween: db.prepare<[string, string, number], KvRecord>(
+      `SELECT ${record} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`,
+    ),
+    allRows: db
+      .prepare<[], [string, Uint8Array, number, number, number]>(
+        'SELECT key, value, create_revision, mod_revision, version FROM kv ORDER BY key',
+      )
+      .raw(),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/**
+ * The smallest string above every string that starts with `prefix`, or undefined when there
+ * is none (the prefix is all U+10FFFF). Works on code points, whose order is the UTF-8 byte
+ * order SQLite compares by: bump the last code point that can grow and drop what follows.
+ * The surrogate range is skipped: it has no UTF-8 form, so no key holds it.
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  const codePoints = Array.from(prefix, (ch) => ch.codePointAt(0) ?? 0);
+  while (codePoints.length > 0) {
+    const last = codePoints.pop() ?? 0;
+    if (last < 0x10ffff) {
+      codePoints.push(last + 1 === 0xd800 ? 0xe000 : last + 1);
+      return String.fromCodePoint(...codePoints);
+    }
+  }
+  return undefined;
+}
+
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+/** Offsets of the file format write/read versions in the database header: 1 = rollback
+ * journal, 2 = WAL. An in-memory database cannot open a WAL image, so images travel as 1;
+ * opening a file then switches it back to WAL. */
+const HEADER_WRITE_VERSION = 18;
+const HEADER_READ_VERSION = 19;
+
+/** Opens a snapshot image as an in-memory database and checks it thoroughly, so that restore
+ * never replaces a good state with a bad one. Returns the image (patched to rollback mode,
+ * copied only when that needed a change) and its applied index. */
+function openImage(data: Uint8Array): { db: Database.Database; image: Buffer; applied: number } {
+  if (!(data instanceof Uint8Array) || data.byteLength < 100) {
+    throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot is not a database image');
+  }
+  let image = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (!image.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER)) {
+    throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot is not a SQLite database image');
+  }
+  if (image[HEADER_WRITE_VERSION] !== 1 || image[HEADER_READ_VERSION] !== 1) {
+    image = Buffer.from(image); // the caller's bytes stay untouched
+    image[HEADER_WRITE_VERSION] = 1;
+    image[HEADER_READ_VERSION] = 1;
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(image); // copies the image into SQLite's own memory
+  } catch (cause) {
+    throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot image does not open', { cause });
+  }
+  try {
+    db.pragma('trusted_schema = OFF');
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new KvError('CHORUS_BAD_SNAPSHOT', `snapshot image is corrupt: ${String(check)}`);
+    checkSchema(db, 'CHORUS_BAD_SNAPSHOT');
+    return { db, image, applied: readAppliedIndex(db, 'CHORUS_BAD_SNAPSHOT') };
+  } catch (error) {
+    db.close();
+    if (error instanceof KvError) throw error;
+    throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot image is not readable', { cause: error });
+  }
+}
+
+function writeFileDurably(file: string, bytes: Uint8Array): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    let offset = 0;
+    while (offset < bytes.byteLength) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function restoreTempPath(file: string): string {
+  return `${file}.restore-tmp`;
+}
+
+function isMemoryPath(file: string): boolean {
+  return file === ':memory:' || file === '';
+}
+
+const DIGEST_DOMAIN = 'chorus-kv-digest-v1\n';
+
+function writeUint64(view: DataView, offset: number, n: number): void {
+  view.setUint32(offset, Math.floor(n / 0x1_0000_0000));
+  view.setUint32(offset + 4, n >>> 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state machine
+
+export class SqliteStateMachine {
+  #db: Database.Database;
+  /** The database file, or null for an in-memory instance. */
+  readonly #file: string | null;
+  readonly #limits: KvLimits;
+  #st: Statements;
+  #applyTransaction: (entries: readonly ApplyEntry[]) => { results: ApplyResult[]; applied: number };
+  /** Mirrors applied.applied_index; updated only after the transaction that wrote it commits. */
+  #applied: number;
+  #closed = false;
+
+  private constructor(db: Database.Database, file: string | null, limits: KvLimits, applied: number) {
+    this.#db = db;
+    this.#file = file;
+    this.#limits = limits;
+    this.#applied = applied;
+    this.#st = prepareStatements(db);
+    this.#applyTransaction = db.transaction((entries: readonly ApplyEntry[]) => this.#applyAll(entries));
+  }
+
+  /**
+   * Opens (creating if needed) the state machine at `file`, or an in-memory one for
+   * ':memory:'. A file must be used by one instance at a time. After opening, the driver
+   * re-applies the log from appliedIndex() + 1; if the snapshot store holds a snapshot past
+   * appliedIndex() (a crash during restore), it restores that snapshot first.
+   */
+  static open(file: string, options: SqliteStateMachineOptions = {}): SqliteStateMachine {
+    const limits = resolveLimits(options.limits);
+    const memory = isMemoryPath(file);
+    // A leftover from a restore that crashed before its rename: the old file is still whole.
+    if (!memory) fs.rmSync(restoreTempPath(file), { force: true });
+    const db = new Database(memory ? ':memory:' : file);
+    try {
+      configure(db, memory ? null : file);
+      ensureSchema(db);
+      return new SqliteStateMachine(db, memory ? null : file, limits, readAppliedIndex(db, 'CHORUS_KV_SCHEMA'));
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  get limits(): KvLimits {
+    return this.#limits;
+  }
+
+  /**
+   * Applies committed entries in one SQLite transaction and returns one result per entry.
+   * Entries at or below appliedIndex() are skipped (idempotent replay); the others must follow
+   * on without a gap, else CHORUS_APPLY_OUT_OF_ORDER is thrown and nothing is applied. A bad
+   * payload yields an 'error' result, never an exception. An exception (SQLite I/O failure)
+   * rolls the whole batch back: the state and appliedIndex() are as before the call.
+   */
+  applyBatch(entries: readonly ApplyEntry[]): ApplyResult[] {
+    if (entries.length === 0) return [];
+    const { results, applied } = this.#applyTransaction(entries);
+    this.#applied = applied;
+    return results;
+  }
+
+  #applyAll(entries: readonly ApplyEntry[]): { results: ApplyResult[]; applied: number } {
+    const results = new Array<ApplyResult>(entries.length);
+    let applied = this.#applied;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const index = entry.index;
+      if (!Number.isSafeInteger(index) || index < 1) {
+        throw new KvError('CHORUS_APPLY_OUT_OF_ORDER', `entry index ${String(index)} is not a positive integer`);
+      }
+      if (index <= applied) {
+        results[i] = { kind: 'skipped', revision: index };
+        continue;
+      }
+      if (index !== applied + 1) {
+        throw new KvError('CHORUS_APPLY_OUT_OF_ORDER', `entry ${index} follows ${applied}: entries are missing`);
+      }
+      results[i] = entry.type === 'normal' ? this.#applyNormal(index, entry.data) : { kind: 'none', revision: index };
+      applied = index;
+    }
+    if (applied !== this.#applied) this.#st.setApplied.run(applied);
+    return { results, applied };
+  }
+
+  #applyNormal(index: number, data: Uint8Array | undefined): ApplyResult {
+    let cmd: Command;
+    try {
+      if (data === undefined) throw new KvError('CHORUS_BAD_COMMAND', 'normal entry carries no payload');
+      const decoded = decodeCommand(data);
+      validateCommand(decoded, this.#limits);
+      cmd = decoded;
+    } catch (error) {
+      // Any failure here is a property of the bytes, the same on every replica, so it becomes
+      // this entry's result; throwing would stall the state machine on the entry forever.
+      if (error instanceof KvError) return { kind: 'error', revision: index, code: error.code, message: error.message };
+      return { kind: 'error', revision: index, code: 'CHORUS_BAD_COMMAND', message: 'command payload could not be decoded' };
+    }
+    switch (cmd.kind) {
+      case 'put':
+        this.#st.upsert.run(cmd.key, cmd.value, index, index);
+        return { kind: 'put', revision: index };
+      case 'delete':
+        return { kind: 'delete', revision: index, deleted: this.#st.remove.run(cmd.key).changes > 0 ? 1 : 0 };
+      case 'txn':
+        return this.#applyTxn(index, cmd);
+    }
+  }
+
+  #applyTxn(index: number, cmd: TxnCommand): ApplyResult {
+    let succeeded = true;
+    for (const c of cmd.compare) {
+      const current = c.target === 'value' ? this.#st.getSubject.get(c.key) : this.#st.getCounters.get(c.key);
+      if (!evaluateCompare(c, current)) {
+        succeeded = false;
+        break;
+      }
+    }
+    const ops = succeeded ? cmd.success : cmd.failure;
+    const results = new Array<TxnOpResult>(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const o = ops[i]!;
+      switch (o.op) {
+        case 'put':
+          this.#st.upsert.run(o.key, o.value, index, index);
+          results[i] = { op: 'put', key: o.key };
+          break;
+        case 'delete':
+          results[i] = { op: 'delete', key: o.key, deleted: this.#st.remove.run(o.key).changes > 0 ? 1 : 0 };
+          break;
+        case 'get': {
+          const record = this.#st.getRecord.get(o.key);
+          results[i] = record === undefined ? { op: 'get', key: o.key, absent: true } : { op: 'get', ...record };
+          break;
+        }
+      }
+    }
+    return { kind: 'txn', revision: index, succeeded, results };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads. They see the applied state; linearizability is the caller's (ReadIndex) business.
+
+  get(key: string): KvRecord | undefined {
+    return this.#st.getRecord.get(validateKey(key, this.#limits));
+  }
+
+  range(options: RangeOptions = {}): RangeResult {
+    const prefix = options.prefix ?? '';
+    if (prefix !== '') validateKey(prefix, this.#limits);
+    const limit = options.limit;
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new KvError('CHORUS_BAD_REQUEST', 'range limit must be a positive integer');
+    }
+    // One extra row tells whether the limit cut the result; -1 is SQLite's "no limit".
+    const sqlLimit = limit === undefined ? -1 : limit + 1;
+    let records: KvRecord[];
+    if (prefix === '') records = this.#st.rangeAll.all(sqlLimit);
+    else {
+      const end = prefixEnd(prefix);
+      records = end === undefined ? this.#st.rangeFrom.all(prefix, sqlLimit) : this.#st.rangeBetween.all(prefix, end, sqlLimit);
+    }
+    const more = limit !== undefined && records.length > limit;
+    if (more) records.pop();
+    return { records, more };
+  }
+
+  appliedIndex(): number {
+    return this.#applied;
+  }
+
+  count(): number {
+    return this.#st.count.get() ?? 0;
+  }
+
+  /**
+   * A SHA-256 (hex) of the logical state: every key with its value, revisions and version, in
+   * key order. Not the applied index, and not the file layout, so replicas with the same data
+   * agree whatever their page layout or history of snapshots.
+   */
+  digest(): string {
+    const hash = createHash('sha256');
+    hash.update(DIGEST_DOMAIN);
+    // keyBytes u32, valueBytes u32, createRevision u64, modRevision u64, version u64
+    const header = new DataView(new ArrayBuffer(32));
+    for (const [key, value, createRevision, modRevision, version] of this.#st.allRows.iterate()) {
+      const keyBytes = Buffer.from(key, 'utf8');
+      header.setUint32(0, keyBytes.byteLength);
+      header.setUint32(4, value.byteLength);
+      writeUint64(header, 8, createRevision);
+      writeUint64(header, 16, modRevision);
+      writeUint64(header, 24, version);
+      hash.update(header);
+      hash.update(keyBytes);
+      hash.update(value);
+    }
+    return hash.digest('hex');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Snapshots
+
+  /** The whole state at appliedIndex(), as a database image (its applied index is inside). */
+  snapshot(): StateMachineSnapshot {
+    const image = this.#db.serialize(); // a fresh buffer: we may patch it
+    image[HEADER_WRITE_VERSION] = 1;
+    image[HEADER_READ_VERSION] = 1;
+    return { index: this.#applied, data: image };
+  }
+
+  /**
+   * Replaces the whole state with a snapshot image; appliedIndex() becomes the image's. The
+   * image is checked first (CHORUS_BAD_SNAPSHOT leaves the current state untouched).
+   *
+   * A file-backed instance swaps files rather than copying rows: the image is written to a
+   * temporary file beside the database and fsynced; the current connection checkpoints its WAL
+   * and closes (a WAL left next to the new file would be replayed onto it, so any leftover WAL
+   * is removed too); the temporary file is renamed over the database, the directory fsynced,
+   * and the file reopened in WAL mode. A crash leaves either the old or the new state, whole.
+   */
+  restore(data: Uint8Array): void {
+    this.#assertOpen();
+    const incoming = openImage(data);
+    if (this.#file === null) {
+      this.#db.close();
+      this.#adopt(incoming.db, incoming.applied);
+      return;
+    }
+    incoming.db.close();
+    const file = this.#file;
+    const temp = restoreTempPath(file);
+    try {
+      writeFileDurably(temp, incoming.image);
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (error) {
+      fs.rmSync(temp, { force: true });
+      throw error;
+    }
+    this.#db.close();
+    let failure: unknown;
+    try {
+      fs.rmSync(`${file}-wal`, { force: true });
+      fs.rmSync(`${file}-shm`, { force: true });
+      fs.renameSync(temp, file);
+      fsyncDirectory(path.dirname(file));
+    } catch (error) {
+      // Whichever whole state the file now holds (old or new), reopen it below so the
+      // instance stays usable, then report the failure.
+      failure = error;
+      fs.rmSync(temp, { force: true });
+    }
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file);
+      configure(db, file);
+      checkSchema(db, 'CHORUS_KV_SCHEMA');
+      this.#adopt(db, readAppliedIndex(db, 'CHORUS_KV_SCHEMA'));
+    } catch (error) {
+      db?.close();
+      this.#closed = true;
+      throw error;
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  #adopt(db: Database.Database, applied: number): void {
+    this.#db = db;
+    this.#st = prepareStatements(db);
+    this.#applyTransaction = db.transaction((entries: readonly ApplyEntry[]) => this.#applyAll(entries));
+    this.#applied = applied;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error('the state machine is closed');
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
