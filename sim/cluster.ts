@@ -66,7 +66,11 @@ export type FaultKind =
   | 'clock'
   | 'slow-fsync'
   | 'membership'
-  | 'transfer';
+  | 'transfer'
+  /** Arms a one-shot crash of the next member that grants a vote, right as the reply leaves. */
+  | 'crash-voter'
+  /** Arms a one-shot crash of the next new leader, soon after its election (Figure 8 churn). */
+  | 'crash-new-leader';
 
 export class SimViolation extends Error {
   constructor(readonly kind: string, message: string) {
@@ -149,6 +153,8 @@ export class Simulation {
   private dropRate: number;
   private duplicateRate: number;
   private workloadOn = true;
+  private crashNextVoter = false;
+  private crashNextLeader = false;
   private nemesisOn = true;
   private readonly ops = new Map<string, ClientOp>();
   private readonly history: ClientOp[] = [];
@@ -268,6 +274,13 @@ export class Simulation {
       const ready = node.raft.ready();
       if (this.traceLine !== null) this.trace(`${node.id} ${describeReady(ready)}`);
       for (const m of ready.messagesBeforePersist) this.send(m);
+      if (this.crashNextVoter && [...ready.messagesBeforePersist, ...ready.messages].some((m) => m.type === 'VoteResp' && m.granted)) {
+        // Power fails while the vote is being written: whatever left before the write survives.
+        this.crashNextVoter = false;
+        const id = node.id;
+        this.schedule(0, () => this.crash(id));
+        this.schedule(this.nemesisPrng.range(1, 20), () => this.restart(id));
+      }
       const ops: DiskOp[] = [];
       if (ready.snapshot !== null) ops.push({ kind: 'snapshot', snapshot: ready.snapshot, keepLog: ready.logAfterSnapshot === 'keep' });
       if (ready.entries.length > 0) ops.push({ kind: 'append', entries: ready.entries });
@@ -559,6 +572,12 @@ export class Simulation {
       this.stats.leadersElected++;
       this.trace(`${node.id} became leader term=${term} last=${node.raft.log.lastIndex()}`);
       this.checkLeaderCompleteness(node);
+      if (this.crashNextLeader) {
+        this.crashNextLeader = false;
+        const id = node.id;
+        this.schedule(this.nemesisPrng.range(0, 40), () => this.crash(id));
+        this.schedule(this.nemesisPrng.range(50, 600), () => this.restart(id));
+      }
     }
     node.lastRole = role;
     node.lastTerm = term;
@@ -810,6 +829,12 @@ export class Simulation {
         if (options.length > 0) this.proposeConfigChange(p.pick(options));
         break;
       }
+      case 'crash-voter':
+        this.crashNextVoter = true;
+        break;
+      case 'crash-new-leader':
+        this.crashNextLeader = true;
+        break;
       case 'transfer': {
         const leader = this.leader();
         if (leader === null) break;
@@ -824,6 +849,8 @@ export class Simulation {
   /** Ends every fault: heal, resume, restart, nominal clocks and disks, no loss. */
   stopNemesis(): void {
     this.nemesisOn = false;
+    this.crashNextVoter = false;
+    this.crashNextLeader = false;
     this.heal();
     this.setLossRates(0, 0);
     for (const node of this.nodes.values()) {

@@ -12,12 +12,14 @@ export interface SeedResult {
   readonly config: SimConfig;
 }
 
-const allFaults: readonly FaultKind[] = ['partition', 'crash', 'crash-during-fsync', 'pause', 'clock', 'slow-fsync', 'membership', 'transfer'];
+const allFaults: readonly FaultKind[] = [
+  'partition', 'crash', 'crash-during-fsync', 'pause', 'clock', 'slow-fsync', 'membership', 'transfer', 'crash-voter', 'crash-new-leader',
+];
 
 /** The configuration a seed stands for. Changing this function changes what seeds mean. */
 export function configForSeed(seed: number): SimConfig {
   const p = new Prng(seed ^ 0x5eed);
-  const voterCount = p.pick([1, 3, 3, 3, 3, 5, 5]);
+  const voterCount = p.pick([1, 3, 3, 3, 5, 5, 5]);
   const spares = p.pick([0, 0, 1, 2]);
   const nodeIds = Array.from({ length: voterCount + spares }, (_, i) => `n${i + 1}`);
   const electionTicks = 10;
