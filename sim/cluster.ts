@@ -70,7 +70,9 @@ export type FaultKind =
   /** Arms a one-shot crash of the next member that grants a vote, right as the reply leaves. */
   | 'crash-voter'
   /** Arms a one-shot crash of the next new leader, soon after its election (Figure 8 churn). */
-  | 'crash-new-leader';
+  | 'crash-new-leader'
+  /** Arms a one-shot isolation of the next new leader from every other member. */
+  | 'isolate-new-leader';
 
 export class SimViolation extends Error {
   constructor(readonly kind: string, message: string) {
@@ -106,6 +108,9 @@ class SimNode {
   up = true;
   paused = false;
   pausedInbox: Message[] = [];
+  /** Ticks that fell due while paused: the monotonic clock kept running, so a resumed process
+   * first catches up on them (a real driver computes ticks from clock deltas the same way). */
+  missedTicks = 0;
   raft!: Raft;
   readonly disk = new SimDisk();
   sm = new SimStateMachine();
@@ -155,6 +160,7 @@ export class Simulation {
   private workloadOn = true;
   private crashNextVoter = false;
   private crashNextLeader = false;
+  private isolateNextLeader = false;
   private nemesisOn = true;
   private readonly ops = new Map<string, ClientOp>();
   private readonly history: ClientOp[] = [];
@@ -258,6 +264,8 @@ export class Simulation {
       if (node.up && !node.paused) {
         node.raft.tick();
         this.afterInput(node);
+      } else if (node.up) {
+        node.missedTicks++;
       }
       this.scheduleTick(node, epoch);
     });
@@ -273,6 +281,12 @@ export class Simulation {
     while (node.up && node.inflight === null && node.raft.hasReady()) {
       const ready = node.raft.ready();
       if (this.traceLine !== null) this.trace(`${node.id} ${describeReady(ready)}`);
+      // Log matching is checked on what this ready writes, against the log as it is now.
+      let prevTerm = ready.entries.length > 0 ? node.raft.log.term(ready.entries[0]!.index - 1) : undefined;
+      for (const entry of ready.entries) {
+        this.checkLogMatching(node, entry, prevTerm);
+        prevTerm = entry.term;
+      }
       for (const m of ready.messagesBeforePersist) this.send(m);
       if (this.crashNextVoter && [...ready.messagesBeforePersist, ...ready.messages].some((m) => m.type === 'VoteResp' && m.granted)) {
         // Power fails while the vote is being written: whatever left before the write survives.
@@ -319,7 +333,6 @@ export class Simulation {
 
   /** Everything after the durable write of a ready: send, apply, serve, advance. */
   private complete(node: SimNode, ready: Ready): void {
-    for (const entry of ready.entries) this.checkLogMatching(node, entry);
     for (const m of ready.messages) this.send(m);
     if (ready.snapshot !== null) {
       node.sm.restore(ready.snapshot.data, ready.snapshot.meta.index);
@@ -470,6 +483,7 @@ export class Simulation {
     node.up = false;
     node.paused = false;
     node.pausedInbox = [];
+    node.missedTicks = 0;
     node.epoch++;
     node.inflight = null;
     const survived = node.disk.crash(node.prng);
@@ -502,7 +516,14 @@ export class Simulation {
     const node = this.mustNode(id);
     if (!node.paused) return;
     node.paused = false;
-    this.trace(`nemesis resume ${id}`);
+    this.trace(`nemesis resume ${id} after ${node.missedTicks} ticks`);
+    // Catching up is bounded: past a few election timeouts more ticks change nothing.
+    const catchUp = Math.min(node.missedTicks, 4 * this.config.electionTicks);
+    node.missedTicks = 0;
+    for (let i = 0; i < catchUp && node.up && !node.paused; i++) {
+      node.raft.tick();
+      this.afterInput(node);
+    }
     const inbox = node.pausedInbox;
     node.pausedInbox = [];
     for (const m of inbox) {
@@ -573,10 +594,21 @@ export class Simulation {
       this.trace(`${node.id} became leader term=${term} last=${node.raft.log.lastIndex()}`);
       this.checkLeaderCompleteness(node);
       if (this.crashNextLeader) {
-        this.crashNextLeader = false;
+        // Leader churn right after elections leaves partly replicated terms behind (Figure 8).
+        this.crashNextLeader = this.nemesisPrng.chance(0.5);
         const id = node.id;
         this.schedule(this.nemesisPrng.range(0, 40), () => this.crash(id));
         this.schedule(this.nemesisPrng.range(50, 600), () => this.restart(id));
+      } else if (this.isolateNextLeader) {
+        this.isolateNextLeader = this.nemesisPrng.chance(0.5);
+        const id = node.id;
+        this.schedule(this.nemesisPrng.range(0, 30), () => {
+          if (!this.nemesisOn) return;
+          this.partition([[id], [...this.nodes.keys()].filter((x) => x !== id)]);
+        });
+        this.schedule(this.nemesisPrng.range(100, 500), () => {
+          if (this.nemesisOn) this.heal();
+        });
       }
     }
     node.lastRole = role;
@@ -616,8 +648,7 @@ export class Simulation {
   }
 
   /** Log matching: an (index, term) pair names exactly one entry, with one predecessor term. */
-  private checkLogMatching(node: SimNode, entry: Entry): void {
-    const prevTerm = node.raft.log.term(entry.index - 1);
+  private checkLogMatching(node: SimNode, entry: Entry, prevTerm: number | undefined): void {
     const body = entry.type === 'normal' ? new TextDecoder().decode(entry.data) : entry.type === 'config' ? JSON.stringify(entry.config) : 'noop';
     const key = `${entry.index}/${entry.term}`;
     const value = `${prevTerm ?? '?'}|${body}`;
@@ -835,6 +866,9 @@ export class Simulation {
       case 'crash-new-leader':
         this.crashNextLeader = true;
         break;
+      case 'isolate-new-leader':
+        this.isolateNextLeader = true;
+        break;
       case 'transfer': {
         const leader = this.leader();
         if (leader === null) break;
@@ -851,6 +885,7 @@ export class Simulation {
     this.nemesisOn = false;
     this.crashNextVoter = false;
     this.crashNextLeader = false;
+    this.isolateNextLeader = false;
     this.heal();
     this.setLossRates(0, 0);
     for (const node of this.nodes.values()) {

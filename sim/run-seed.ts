@@ -13,20 +13,25 @@ export interface SeedResult {
 }
 
 const allFaults: readonly FaultKind[] = [
-  'partition', 'crash', 'crash-during-fsync', 'pause', 'clock', 'slow-fsync', 'membership', 'transfer', 'crash-voter', 'crash-new-leader',
+  'partition', 'crash', 'crash-during-fsync', 'pause', 'clock', 'slow-fsync', 'membership', 'transfer', 'crash-voter', 'crash-new-leader', 'isolate-new-leader',
 ];
 
 /** The configuration a seed stands for. Changing this function changes what seeds mean. */
 export function configForSeed(seed: number): SimConfig {
   const p = new Prng(seed ^ 0x5eed);
-  const voterCount = p.pick([1, 3, 3, 3, 5, 5, 5]);
+  // A third of the seeds are a leader-churn profile: five voters, one entry per append and one
+  // append in flight, leaders crashed or isolated right after their election.
+  const churn = p.chance(0.33);
+  const voterCount = churn ? 5 : p.pick([1, 3, 3, 3, 5, 5]);
   const spares = p.pick([0, 0, 1, 2]);
   const nodeIds = Array.from({ length: voterCount + spares }, (_, i) => `n${i + 1}`);
   const electionTicks = 10;
   const checkQuorum = p.chance(0.75);
   const preVote = p.chance(0.8);
   const leaseTicks = checkQuorum && p.chance(0.5) ? 6 : 0;
-  const faults = allFaults.filter(() => p.chance(0.65));
+  const faults = churn
+    ? (['crash-new-leader', 'isolate-new-leader', 'crash', 'partition', 'crash-voter'] as FaultKind[]).filter(() => p.chance(0.8))
+    : allFaults.filter(() => p.chance(0.65));
   return {
     seed,
     nodeIds,
@@ -48,15 +53,15 @@ export function configForSeed(seed: number): SimConfig {
     slowFsyncMs: p.pick([15, 40]),
     compactAfterEntries: p.pick([8, 20, 60, 1_000_000]),
     snapshotChunkBytes: p.pick([64, 256, 4096]),
-    appendEntriesMax: p.pick([1, 4, 64]),
-    inflightMsgsMax: p.pick([1, 4, 64]),
+    appendEntriesMax: churn ? 1 : p.pick([1, 2, 64]),
+    inflightMsgsMax: churn ? 1 : p.pick([1, 4, 64]),
     clients: p.range(2, 5),
     keys: p.range(1, 4),
     opTimeoutMs: 600,
     // A clock may run up to 8% fast or slow: inside the lease margin (leaseTicks 6 of 10).
     clockRateMin: 0.92,
     clockRateMax: 1.08,
-    safetyPhaseMs: p.pick([2000, 3000, 4000]),
+    safetyPhaseMs: p.pick([3000, 5000, 8000]),
     livenessPhaseMsMax: 8000,
     faultIntervalMsMin: 30,
     faultIntervalMsMax: p.pick([150, 300, 600]),

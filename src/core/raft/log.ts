@@ -178,7 +178,7 @@ export class RaftLog {
 
   /** Entries that are committed and durable here but not yet handed out for applying. */
   nextToApply(fromIndex: number, countMax: number): Entry[] {
-    const hi = Math.min(this.committed, this.persisted);
+    const hi = Math.min(this.committed, this.persisted); // MUTANT:apply-uncommitted
     if (fromIndex > hi) return [];
     return this.slice(fromIndex, Math.min(hi, fromIndex + countMax - 1), countMax, Number.MAX_SAFE_INTEGER);
   }
