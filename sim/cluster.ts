@@ -749,7 +749,7 @@ export class Simulation {
     }
     if (state === 'failed' && this.clientLeaderHint.get(op.clientId) === op.node) this.clientLeaderHint.delete(op.clientId);
     // The client thinks a little, then issues its next operation.
-    if (this.workloadOn && op.clientId >= 0) this.schedule(this.clientPrng.range(0, 10), () => this.clientStep(op.clientId));
+    if (this.workloadOn && op.clientId >= 0 && op.clientId < this.config.clients) this.schedule(this.clientPrng.range(0, 10), () => this.clientStep(op.clientId));
   }
 
   opState(opId: string): OpState {
