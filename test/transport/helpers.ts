@@ -85,7 +85,7 @@ export function connected(node: Node, peer: NodeId): boolean {
 }
 
 export function heartbeat(from: NodeId, to: NodeId, seq: number): HeartbeatMessage {
-  return { type: 'Heartbeat', from, to, term: 3, seq, sentTick: 1000 + seq, commit: 7 };
+  return { type: 'Heartbeat', from, to, term: 3, seq, sentTick: 1000 + seq, commit: 7, leaderCommit: 9 };
 }
 
 export function append(from: NodeId, to: NodeId, seq: number, entries: readonly Entry[]): AppendMessage {

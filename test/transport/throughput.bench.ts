@@ -35,7 +35,7 @@ async function run(label: string, make: (seq: number) => Message): Promise<void>
   await b.close();
 }
 
-await run('Heartbeat', (seq) => ({ type: 'Heartbeat', from: 'a', to: 'b', term: 5, seq, sentTick: seq, commit: seq }));
+await run('Heartbeat', (seq) => ({ type: 'Heartbeat', from: 'a', to: 'b', term: 5, seq, sentTick: seq, commit: seq, leaderCommit: seq }));
 const data = new Uint8Array(100).fill(7);
 await run('Append, 1 entry of 100 B', (seq) => ({
   type: 'Append', from: 'a', to: 'b', term: 5, seq, sentTick: seq, prevIndex: seq, prevTerm: 5, commit: seq,

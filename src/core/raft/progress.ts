@@ -25,6 +25,8 @@ export class Progress {
   /** The highest leader sequence number and leader send tick this follower acknowledged in
    * this term: they confirm ReadIndex rounds and measure check-quorum and the lease. */
   ackedSeq = 0;
+  /** The follower's applied index, as it last reported it. */
+  applied = 0;
   ackedSentTick = Number.NEGATIVE_INFINITY;
 
   constructor(nextIndex: number, private readonly inflightMsgsMax: number) {
@@ -94,6 +96,10 @@ export class Progress {
   /** The oldest unacknowledged append was sent at this tick (or null when none is pending). */
   oldestInflightTick(): number | null {
     return this.inflight[0]?.sentTick ?? null;
+  }
+
+  noteApplied(applied: number): void {
+    if (applied > this.applied) this.applied = applied;
   }
 
   noteAck(seq: number, sentTick: number): void {

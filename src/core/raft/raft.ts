@@ -74,6 +74,8 @@ export interface ProgressStatus {
   readonly next: number;
   readonly state: Progress['state'];
   readonly voter: boolean;
+  /** The follower's applied index as last reported. */
+  readonly applied: number;
   /** Ticks since this follower last acknowledged the leader (null: never in this term). */
   readonly ackAgeTicks: number | null;
 }
@@ -200,6 +202,8 @@ export class Raft {
 
   // The ready handed out and not yet advanced.
   private readyInFlight: Ready | null = null;
+  /** Followers report each advance of their applied index at once (for remote_apply). */
+  private eagerAppliedReports = false;
   private applyingTo = 0;
 
   constructor(options: RaftOptions, boot: RaftBootState) {
@@ -342,6 +346,11 @@ export class Raft {
     this.maybeCheck();
   }
 
+  /** With remote_apply in force every member reports applies at once, not at the next heartbeat. */
+  setEagerAppliedReports(on: boolean): void {
+    this.eagerAppliedReports = on;
+  }
+
   // ---------------------------------------------------------------- ready / advance
 
   hasReady(): boolean {
@@ -401,7 +410,12 @@ export class Raft {
     if (ready.snapshot !== null) this.log.snapshotPersisted(ready.snapshot.meta.index);
     const last = ready.entries[ready.entries.length - 1];
     if (last !== undefined) this.log.persistedTo(last.index, last.term);
-    if (this.applyingTo > this.log.applied) this.log.applied = this.applyingTo;
+    if (this.applyingTo > this.log.applied) {
+      this.log.applied = this.applyingTo;
+      if (this.eagerAppliedReports && this.role === 'follower' && this.leaderId !== null) {
+        this.send({ type: 'HeartbeatResp', from: this.id, to: this.leaderId, term: this.term, seq: 0, sentTick: 0, applied: this.log.applied }, 'after');
+      }
+    }
     if (this.role === 'leader') {
       // Raft thesis §10.2.1: the leader counts itself only once its own write is durable.
       this.maybeCommit();
@@ -420,6 +434,7 @@ export class Raft {
         next: pr.next,
         state: pr.state,
         voter: config.voters.includes(id),
+        applied: pr.applied,
         ackAgeTicks: Number.isFinite(pr.ackedSentTick) ? this.tickNow - pr.ackedSentTick : null,
       });
     }
@@ -680,7 +695,7 @@ export class Raft {
         // where our term may have risen without it hearing).
         this.send({
           type: 'AppendResp', from: this.id, to: m.from, term: this.term, reject: true, index: 0,
-          conflictTerm: 0, conflictIndex: 0, seq: m.seq, sentTick: m.sentTick,
+          conflictTerm: 0, conflictIndex: 0, seq: m.seq, sentTick: m.sentTick, applied: this.log.applied,
         }, 'after');
       } else if (m.type === 'PreVote') {
         this.respondVote(m.from, 'PreVoteResp', false, this.term);
@@ -712,7 +727,7 @@ export class Raft {
         this.handleAppendResponse(m);
         return;
       case 'HeartbeatResp':
-        this.handleHeartbeatResponse(m.from, m.seq, m.sentTick);
+        this.handleHeartbeatResponse(m.from, m.seq, m.sentTick, m.applied);
         return;
       case 'SnapshotResp':
         this.handleSnapshotResponse(m);
@@ -792,7 +807,7 @@ export class Raft {
   private handleAppend(m: AppendMessage): void {
     this.noteLeaderContact(m);
     const reply = (fields: Pick<AppendResponseMessage, 'reject' | 'index' | 'conflictTerm' | 'conflictIndex'>): void => {
-      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, seq: m.seq, sentTick: m.sentTick, ...fields }, 'after');
+      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, seq: m.seq, sentTick: m.sentTick, applied: this.log.applied, ...fields }, 'after');
     };
     if (m.prevIndex < this.log.committed) {
       // Everything up to our commit index matches the leader already (Leader Completeness).
@@ -823,7 +838,7 @@ export class Raft {
     this.noteLeaderContact(m);
     // The leader sends min(match, commit): every entry up to it matches the leader's log.
     if (m.commit > this.log.committed) this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, seq: m.seq, sentTick: m.sentTick }, 'after');
+    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, seq: m.seq, sentTick: m.sentTick, applied: this.log.applied }, 'after');
   }
 
   private handleSnapshotChunk(m: SnapshotChunkMessage): void {
@@ -876,6 +891,7 @@ export class Raft {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.noteAck(m.seq, m.sentTick);
+    pr.noteApplied(m.applied);
     this.releaseConfirmedReads();
     if (m.reject) {
       // Stale rejections: of an append already superseded (replicate) or not the probe in flight.
@@ -905,11 +921,12 @@ export class Raft {
     this.sendAppendsWhileOpen(m.from, pr, false);
   }
 
-  private handleHeartbeatResponse(from: NodeId, seq: number, sentTick: number): void {
+  private handleHeartbeatResponse(from: NodeId, seq: number, sentTick: number, applied: number): void {
     if (this.role !== 'leader') return;
     const pr = this.progress.get(from);
     if (pr === undefined) return;
     pr.noteAck(seq, sentTick);
+    pr.noteApplied(applied);
     this.releaseConfirmedReads();
     if (pr.match < this.log.lastIndex() && pr.state === 'probe') {
       pr.probeSent = false;
@@ -1037,7 +1054,7 @@ export class Raft {
     for (const [id, pr] of this.progress) {
       this.send({
         type: 'Heartbeat', from: this.id, to: id, term: this.term, seq: this.leaderSeq, sentTick: this.tickNow,
-        commit: Math.min(pr.match, this.log.committed),
+        commit: Math.min(pr.match, this.log.committed), leaderCommit: this.log.committed,
       }, 'before');
     }
   }

@@ -89,13 +89,22 @@ export interface AppendResponseMessage extends MessageBase, LeaderContext {
   readonly conflictTerm: number;
   /** ...and the first index of that term in its log, or its last index + 1 when the log is short. */
   readonly conflictIndex: number;
+  /** The follower's applied index: the leader tracks it for remote_apply commit levels. */
+  readonly applied: number;
 }
 export interface HeartbeatMessage extends MessageBase, LeaderContext {
   readonly type: 'Heartbeat';
+  /** min(the follower's match, the leader's commit): what the follower may commit. */
   readonly commit: number;
+  /** The leader's own commit index when it sent this: a follower that has applied it holds
+   * every write acknowledged before that moment (bounded-staleness reads build on this). */
+  readonly leaderCommit: number;
 }
 export interface HeartbeatResponseMessage extends MessageBase, LeaderContext {
   readonly type: 'HeartbeatResp';
+  /** The follower's applied index. A follower with eager applied reports also sends this
+   * message unsolicited (seq 0) whenever it applies more. */
+  readonly applied: number;
 }
 export interface SnapshotChunkMessage extends MessageBase, LeaderContext {
   readonly type: 'Snapshot';
