@@ -15,6 +15,14 @@ import {
 } from '../src/core/raft/index.ts';
 import { checkLinearizability, type Operation } from './checker/linearizability.ts';
 import { kvModel, type KvInput, type KvOutput } from './checker/kv-model.ts';
+import {
+  evaluateStandbys,
+  parseStandbyNames,
+  writeAcknowledged,
+  type MemberState,
+  type StandbySet,
+  type SynchronousCommit,
+} from '../src/core/policy/replication-policy.ts';
 import { SimDisk, type DiskOp } from './disk.ts';
 import { EventHeap } from './heap.ts';
 import { Prng } from './prng.ts';
@@ -56,7 +64,17 @@ export interface SimConfig {
   readonly faultIntervalMsMin: number;
   readonly faultIntervalMsMax: number;
   readonly faults: readonly FaultKind[];
+  /** Commit levels the workload's writes use (compare-and-swap always uses on/remote_apply). */
+  readonly commitLevels: readonly SynchronousCommit[];
+  /** synchronous_standby_names, or '' for none. */
+  readonly standbyNames: string;
+  /** Share of reads that are stale, bounded-staleness or min-revision reads. */
+  readonly followerReadRate: number;
+  /** The one-way delay members assume for heartbeats when bounding staleness. */
+  readonly assumedDelayMsMax: number;
 }
+
+export type ReadKind = 'quorum' | 'lease' | 'stale' | 'bounded' | 'min_revision';
 
 export type FaultKind =
   | 'partition'
@@ -101,6 +119,14 @@ interface ClientOp {
   /** For writes: the log position the proposal got, once accepted. */
   index: number;
   term: number;
+  /** For writes: the commit level it was acknowledged at. */
+  readonly level: SynchronousCommit;
+  readonly readKind: ReadKind;
+  /** For min_revision reads: the revision to wait for; for bounded reads: the bound in ms. */
+  readonly minRevision: number;
+  readonly maxStalenessMs: number;
+  /** For follower reads: the applied index of the state that answered. */
+  servedAt: number;
 }
 
 class SimNode {
@@ -125,6 +151,11 @@ class SimNode {
   /** Reads awaiting a read index, and reads awaiting apply. */
   reads = new Map<string, string>();
   readsAwaitingApply: { index: number; opId: string }[] = [];
+  /** Writes applied at their index and term, waiting for the standby set (on/remote_apply). */
+  awaitingStandbys: string[] = [];
+  /** The latest heartbeats from a leader: when they arrived and the leader's commit then. */
+  freshness: { timeMs: number; leaderCommit: number }[] = [];
+  bootTimeMs = 0;
 
   constructor(readonly id: NodeId, readonly prng: Prng) {}
 }
@@ -167,6 +198,8 @@ export class Simulation {
   private opSeq = 0;
   private readonly clientLeaderHint = new Map<number, NodeId>();
   private readonly clientLastSeen = new Map<string, string | null>();
+  /** The revision of each client's last acknowledged write (for read-your-writes). */
+  private readonly clientRevision = new Map<number, number>();
   // Checker state.
   private readonly leaderOfTerm = new Map<number, NodeId>();
   private readonly committedTerm = new Map<number, number>();
@@ -175,6 +208,10 @@ export class Simulation {
   private readonly commitLeaderTerm = new Map<number, number>();
   private readonly appliedCommand = new Map<number, string>();
   private readonly entryAt = new Map<string, string>();
+  private readonly standbySet: StandbySet | null;
+  /** When each index was first committed anywhere, and each key's applied values by index. */
+  private readonly commitTimeMs: number[] = [];
+  private readonly keyHistory = new Map<string, { index: number; value: string }[]>();
   private stats = { leadersElected: 0, snapshotsTaken: 0, snapshotsInstalled: 0, configChanges: 0, crashes: 0 };
   private readonly traceLine: ((line: string) => void) | null;
 
@@ -186,6 +223,7 @@ export class Simulation {
     this.dropRate = config.dropRate;
     this.duplicateRate = config.duplicateRate;
     this.traceLine = trace;
+    this.standbySet = parseStandbyNames(config.standbyNames);
     for (const id of config.nodeIds) {
       const node = new SimNode(id, this.prng.fork());
       this.nodes.set(id, node);
@@ -255,6 +293,9 @@ export class Simulation {
     node.lastTerm = node.raft.currentTerm();
     node.checkedCommit = Math.min(node.checkedCommit, node.raft.log.committed);
     node.inflight = null;
+    node.bootTimeMs = this.nowMs;
+    node.freshness = [];
+    node.awaitingStandbys = [];
     this.scheduleTick(node, node.epoch);
   }
 
@@ -275,6 +316,44 @@ export class Simulation {
     this.observeRole(node);
     this.pump(node);
     this.checkCommits(node);
+    this.ackWrites(node);
+  }
+
+  /** Acknowledges writes whose commit level is met (see replication-policy.ts). */
+  private ackWrites(node: SimNode): void {
+    if (!node.up || (node.proposals.size === 0 && node.awaitingStandbys.length === 0)) return;
+    const raft = node.raft;
+    let standbys = null;
+    if (this.standbySet !== null && raft.currentRole() === 'leader' && node.awaitingStandbys.length > 0) {
+      const members = new Map<string, MemberState>();
+      for (const [id, pr] of raft.status().progress) {
+        members.set(id, { durableIndex: pr.match, appliedIndex: pr.applied, connected: pr.ackAgeTicks !== null && pr.ackAgeTicks <= this.config.electionTicks });
+      }
+      members.set(node.id, { durableIndex: raft.log.persisted, appliedIndex: node.sm.applied, connected: true });
+      standbys = evaluateStandbys(this.standbySet, node.id, members);
+    }
+    for (const [index, opId] of node.proposals) {
+      const op = this.ops.get(opId);
+      if (op === undefined || op.state !== 'pending' || op.level !== 'local') continue;
+      if (raft.log.persisted >= index && raft.log.term(index) === op.term) this.finishOp(opId, 'ok', { kind: 'put' });
+    }
+    if (node.awaitingStandbys.length === 0) return;
+    const still: string[] = [];
+    for (const opId of node.awaitingStandbys) {
+      const op = this.ops.get(opId);
+      if (op === undefined || op.state !== 'pending') continue;
+      const acked = standbys !== null && writeAcknowledged(op.level, {
+        index: op.index, inLeaderLog: raft.log.term(op.index) === op.term || op.index <= raft.log.snapshotIndex(),
+        leaderDurableIndex: raft.log.persisted, commitIndex: raft.log.committed, leaderAppliedIndex: node.sm.applied, standbys,
+      });
+      if (!acked) {
+        still.push(opId);
+        continue;
+      }
+      if (op.level === 'remote_apply') this.checkRemoteApplyVisible(op, standbys!.standbys);
+      this.finishOp(opId, 'ok', op.output ?? { kind: 'put' });
+    }
+    node.awaitingStandbys = still;
   }
 
   private pump(node: SimNode): void {
@@ -364,8 +443,15 @@ export class Simulation {
     // State machine safety: every member applies the same command at each index.
     const key = outcome.commandId ?? `${entry.type}@${entry.term}`;
     const seen = this.appliedCommand.get(entry.index);
-    if (seen === undefined) this.appliedCommand.set(entry.index, key);
-    else if (seen !== key) throw new SimViolation('state machine safety', `${node.id} applied ${key} at ${entry.index}, another member applied ${seen}`);
+    if (seen === undefined) {
+      this.appliedCommand.set(entry.index, key);
+      if (entry.type === 'normal' && entry.data !== undefined && outcome.commandId !== null && outcome.succeeded) {
+        const cmd = JSON.parse(new TextDecoder().decode(entry.data)) as { key: string; value: string };
+        const history = this.keyHistory.get(cmd.key) ?? [];
+        history.push({ index: entry.index, value: cmd.value });
+        this.keyHistory.set(cmd.key, history);
+      }
+    } else if (seen !== key) throw new SimViolation('state machine safety', `${node.id} applied ${key} at ${entry.index}, another member applied ${seen}`);
     const opId = node.proposals.get(entry.index);
     if (opId !== undefined) {
       node.proposals.delete(entry.index);
@@ -373,7 +459,12 @@ export class Simulation {
       if (op !== undefined && op.state === 'pending') {
         if (op.term === entry.term && outcome.commandId === opId) {
           const output: KvOutput = op.input.kind === 'cas' ? { kind: 'cas', succeeded: outcome.succeeded } : { kind: 'put' };
-          this.finishOp(opId, 'ok', output);
+          if (this.standbySet !== null && (op.level === 'on' || op.level === 'remote_apply')) {
+            op.output = output;
+            node.awaitingStandbys.push(opId);
+          } else {
+            this.finishOp(opId, 'ok', output);
+          }
         } else {
           // Another entry committed at our index: ours can never commit.
           this.finishOp(opId, 'failed', null);
@@ -388,7 +479,7 @@ export class Simulation {
     for (const r of node.readsAwaitingApply) {
       if (node.sm.applied >= r.index) {
         const op = this.ops.get(r.opId);
-        if (op !== undefined && op.state === 'pending') this.finishOp(r.opId, 'ok', { kind: 'get', value: node.sm.get(op.input.key) });
+        if (op !== undefined && op.state === 'pending') this.serveLocal(node, op);
       } else {
         still.push(r);
       }
@@ -444,8 +535,46 @@ export class Simulation {
       return;
     }
     if (this.traceLine !== null) this.trace(`recv ${describeMessage(m)}`);
+    this.noteFreshness(node, m);
     node.raft.step(m);
     this.afterInput(node);
+  }
+
+  /** A write acknowledged at remote_apply is readable on the synchronous standbys right now. */
+  private checkRemoteApplyVisible(op: ClientOp, standbys: readonly NodeId[]): void {
+    const set = this.standbySet!;
+    // A standby restarted since the write began may still be replaying: it is not counted.
+    const visible = (id: NodeId): boolean => {
+      const n = this.mustNode(id);
+      return !n.up || n.bootTimeMs > op.callTime || n.sm.applied >= op.index;
+    };
+    if (set.method === 'first') {
+      for (const id of standbys) {
+        if (!visible(id)) throw new SimViolation('remote_apply', `${op.id} acknowledged at ${op.index} but standby ${id} applied only ${this.mustNode(id).sm.applied}`);
+      }
+    } else if (standbys.filter(visible).length < set.count) {
+      throw new SimViolation('remote_apply', `${op.id} acknowledged at ${op.index} but visible on fewer than ${set.count} standbys`);
+    }
+  }
+
+  private noteFreshness(node: SimNode, m: Message): void {
+    if (m.type !== 'Heartbeat' || m.term < node.raft.currentTerm() || m.leaderCommit < 0) return;
+    node.freshness.push({ timeMs: this.nowMs, leaderCommit: m.leaderCommit });
+    if (node.freshness.length > 64) node.freshness.shift();
+  }
+
+  /**
+   * How stale this member's state may be, in ms: the latest heartbeat whose leader commit it
+   * has applied proves it holds every write committed before that heartbeat left the leader,
+   * which is no earlier than its arrival minus the assumed maximum delay.
+   */
+  stalenessBoundMs(node: SimNode): number {
+    if (node.raft.currentRole() === 'leader') return node.raft.status().commitAttested && node.sm.applied >= node.raft.log.committed ? 0 : Number.POSITIVE_INFINITY;
+    for (let i = node.freshness.length - 1; i >= 0; i--) {
+      const f = node.freshness[i]!;
+      if (f.leaderCommit <= node.sm.applied) return this.nowMs - f.timeMs + this.config.assumedDelayMsMax;
+    }
+    return Number.POSITIVE_INFINITY;
   }
 
   partition(groups: readonly (readonly NodeId[])[]): void {
@@ -640,6 +769,7 @@ export class Simulation {
       const known = this.committedTerm.get(index);
       if (known === undefined) {
         this.committedTerm.set(index, term);
+        if (this.commitTimeMs[index] === undefined) this.commitTimeMs[index] = this.nowMs;
         this.commitLeaderTerm.set(index, node.raft.currentTerm());
       }
       else if (known !== term) throw new SimViolation('commit safety', `${node.id} committed ${index}/${term}, another member committed ${index}/${known}`);
@@ -676,27 +806,45 @@ export class Simulation {
 
   private clientStep(clientId: number): void {
     if (!this.workloadOn) return;
-    const key = `k${this.clientPrng.int(this.config.keys)}`;
-    const roll = this.clientPrng.float();
+    const p = this.clientPrng;
+    const key = `k${p.int(this.config.keys)}`;
+    const roll = p.float();
     let input: KvInput;
     if (roll < 0.45) input = { kind: 'put', key, value: `c${clientId}-${this.opSeq}` };
     else if (roll < 0.55) input = { kind: 'cas', key, expected: this.clientLastSeen.get(key) ?? null, value: `c${clientId}-${this.opSeq}` };
     else input = { kind: 'get', key };
     const hint = this.clientLeaderHint.get(clientId);
     const ids = [...this.nodes.keys()];
-    const target = hint !== undefined && this.clientPrng.chance(0.85) ? hint : this.clientPrng.pick(ids);
-    const mode = this.config.leaseTicks > 0 && this.clientPrng.chance(0.5) ? 'lease' : 'quorum';
-    this.invoke(clientId, target, input, mode);
+    const target = hint !== undefined && p.chance(0.85) ? hint : p.pick(ids);
+    let readKind: ReadKind = this.config.leaseTicks > 0 && p.chance(0.5) ? 'lease' : 'quorum';
+    if (input.kind === 'get' && p.chance(this.config.followerReadRate)) readKind = p.pick(['stale', 'bounded', 'min_revision'] as const);
+    // Compare-and-swap needs its result, so it always waits for the commit.
+    const levels = input.kind === 'cas' ? this.config.commitLevels.filter((l) => l === 'on' || l === 'remote_apply') : this.config.commitLevels;
+    const level = levels.length > 0 ? p.pick(levels) : 'on';
+    this.invoke(clientId, target, input, readKind, {
+      level,
+      minRevision: this.clientRevision.get(clientId) ?? 0,
+      maxStalenessMs: p.pick([50, 200, 1000]),
+    });
   }
 
   /** Invokes one operation; returns its id. */
-  invoke(clientId: number, target: NodeId, input: KvInput, readMode: 'quorum' | 'lease' = 'quorum'): string {
+  invoke(
+    clientId: number,
+    target: NodeId,
+    input: KvInput,
+    readKind: ReadKind = 'quorum',
+    options: { level?: SynchronousCommit; minRevision?: number; maxStalenessMs?: number } = {},
+  ): string {
     const id = `op${this.opSeq++}`;
-    const op: ClientOp = { id, clientId, input, callTime: this.nowMs, node: target, state: 'pending', returnTime: Infinity, output: null, index: 0, term: 0 };
+    const op: ClientOp = {
+      id, clientId, input, callTime: this.nowMs, node: target, state: 'pending', returnTime: Infinity, output: null, index: 0, term: 0,
+      level: options.level ?? 'on', readKind, minRevision: options.minRevision ?? 0, maxStalenessMs: options.maxStalenessMs ?? 0, servedAt: -1,
+    };
     this.ops.set(id, op);
     this.history.push(op);
     const node = this.mustNode(target);
-    this.trace(`client ${clientId} ${id} ${describeInput(input)} -> ${target}${input.kind === 'get' ? ` (${readMode})` : ''}`);
+    this.trace(`client ${clientId} ${id} ${describeInput(input)} -> ${target}${input.kind === 'get' ? ` (${readKind})` : ` (${op.level})`}`);
     this.schedule(this.config.opTimeoutMs, () => {
       if (op.state === 'pending') this.finishOp(id, input.kind === 'get' ? 'failed' : 'unknown', null);
     });
@@ -706,8 +854,7 @@ export class Simulation {
     }
     if (node.paused) return id; // hangs until the timeout
     if (input.kind === 'get') {
-      node.reads.set(id, id);
-      node.raft.readIndex(id, readMode);
+      this.startRead(node, op);
     } else {
       if (input.kind === 'delete') throw new Error('the simulator workload has no deletes');
       const cmd = input.kind === 'put'
@@ -718,6 +865,7 @@ export class Simulation {
         op.index = result.index;
         op.term = result.term;
         node.proposals.set(result.index, id);
+        if (op.level === 'off') this.finishOp(id, 'ok', { kind: 'put' });
       } else {
         if (result.kind === 'not-leader' && result.leaderId !== null) this.clientLeaderHint.set(clientId, result.leaderId);
         this.finishOp(id, 'failed', null);
@@ -725,6 +873,33 @@ export class Simulation {
     }
     this.afterInput(node);
     return id;
+  }
+
+  private startRead(node: SimNode, op: ClientOp): void {
+    switch (op.readKind) {
+      case 'quorum':
+      case 'lease':
+        node.reads.set(op.id, op.id);
+        node.raft.readIndex(op.id, op.readKind);
+        return;
+      case 'stale':
+        this.serveLocal(node, op);
+        return;
+      case 'bounded':
+        // Served only when this member can show its state is fresh enough (else CHORUS_TOO_STALE).
+        if (this.stalenessBoundMs(node) <= op.maxStalenessMs) this.serveLocal(node, op);
+        else this.finishOp(op.id, 'failed', null);
+        return;
+      case 'min_revision':
+        if (node.sm.applied >= op.minRevision) this.serveLocal(node, op);
+        else node.readsAwaitingApply.push({ index: op.minRevision, opId: op.id });
+        return;
+    }
+  }
+
+  private serveLocal(node: SimNode, op: ClientOp): void {
+    op.servedAt = node.sm.applied;
+    this.finishOp(op.id, 'ok', { kind: 'get', value: node.sm.get(op.input.key) });
   }
 
   private hintLeader(opId: string, leaderId: NodeId): void {
@@ -742,6 +917,9 @@ export class Simulation {
     if (state === 'ok' && output !== null) {
       if (output.kind === 'get') this.clientLastSeen.set(op.input.key, output.value);
       if (op.input.kind === 'put') this.clientLastSeen.set(op.input.key, op.input.value);
+    }
+    if (state === 'ok' && op.input.kind !== 'get' && op.index > 0) {
+      this.clientRevision.set(op.clientId, Math.max(this.clientRevision.get(op.clientId) ?? 0, op.index));
     }
     if (state === 'ok' && op.input.kind !== 'get') {
       const leader = this.nodes.get(op.node);
@@ -857,6 +1035,10 @@ export class Simulation {
         for (const id of spare) options.push({ kind: 'add-learner', id }, { kind: 'add-voter', id });
         for (const id of config.learners) options.push({ kind: 'promote', id }, { kind: 'remove', id });
         if (config.voters.length > 1) for (const id of config.voters) options.push({ kind: 'remove', id });
+        // An operator renames the synchronous standbys before removing one; the nemesis does too
+        // by never removing a named standby (a set that names no member blocks writes by design).
+        const named = this.standbySet?.names ?? [];
+        options.splice(0, options.length, ...options.filter((c) => c.kind !== 'remove' || (!named.includes(c.id) && !named.includes('*'))));
         if (options.length > 0) this.proposeConfigChange(p.pick(options));
         break;
       }
@@ -948,7 +1130,8 @@ export class Simulation {
   /** Every acknowledged write is committed at the position it was acknowledged at. */
   checkAcknowledgedWrites(): void {
     for (const op of this.history) {
-      if (op.state !== 'ok' || op.input.kind === 'get') continue;
+      // off and local acknowledge before the commit: they promise nothing beyond the leader.
+      if (op.state !== 'ok' || op.input.kind === 'get' || op.level === 'off' || op.level === 'local') continue;
       const committed = this.committedTerm.get(op.index);
       if (committed !== op.term) {
         throw new SimViolation('durability', `acknowledged ${op.id} at ${op.index}/${op.term} but ${committed === undefined ? 'nothing' : `term ${committed}`} is committed there`);
@@ -963,16 +1146,44 @@ export class Simulation {
         if (op.input.kind === 'get' || op.state === 'failed') continue;
       }
       if (op.input.kind === 'get' && op.state !== 'ok') continue;
+      // Follower reads are not linearizable by design; checkFollowerReads covers them.
+      if (op.input.kind === 'get' && op.readKind !== 'quorum' && op.readKind !== 'lease') continue;
+      const durable = op.state === 'ok' && op.level !== 'off' && op.level !== 'local';
       ops.push({
         clientId: op.clientId,
         input: op.input,
         output: op.output ?? (op.input.kind === 'put' ? { kind: 'put' } : op.input.kind === 'cas' ? { kind: 'cas', succeeded: false } : { kind: 'get', value: null }),
         callTime: op.callTime,
-        returnTime: op.state === 'ok' ? op.returnTime : Infinity,
+        returnTime: durable || op.input.kind === 'get' ? op.returnTime : Infinity,
       });
     }
     const result = checkLinearizability(kvModel, ops, { stepsMax: 2_000_000 });
     if (result.result === 'illegal') throw new SimViolation('linearizability', result.description);
+  }
+
+  /**
+   * Stale, bounded-staleness and min-revision reads: each returned the key's value in the
+   * applied state it was served from; a min-revision read was served from a state at or past its
+   * revision; a bounded read from a state missing no write committed more than its bound ago.
+   */
+  checkFollowerReads(): void {
+    for (const op of this.history) {
+      if (op.input.kind !== 'get' || op.state !== 'ok' || op.servedAt < 0) continue;
+      const history = this.keyHistory.get(op.input.key) ?? [];
+      let expected: string | null = null;
+      for (const h of history) if (h.index <= op.servedAt) expected = h.value;
+      const got = op.output?.kind === 'get' ? op.output.value : undefined;
+      if (got !== expected) throw new SimViolation('follower read', `${op.id} read ${op.input.key}=${got} at applied ${op.servedAt}, the log says ${expected}`);
+      if (op.readKind === 'min_revision' && op.servedAt < op.minRevision) {
+        throw new SimViolation('min_revision', `${op.id} wanted revision ${op.minRevision}, served from ${op.servedAt}`);
+      }
+      if (op.readKind === 'bounded') {
+        const missingSince = this.commitTimeMs[op.servedAt + 1];
+        if (missingSince !== undefined && missingSince < op.returnTime - op.maxStalenessMs) {
+          throw new SimViolation('bounded staleness', `${op.id} at ${op.returnTime.toFixed(1)} served state ${op.servedAt}, missing index ${op.servedAt + 1} committed at ${missingSince.toFixed(1)}, beyond its ${op.maxStalenessMs}ms bound`);
+        }
+      }
+    }
   }
 
   /** All live members of the final config have applied the same state. */

@@ -32,6 +32,9 @@ export function configForSeed(seed: number): SimConfig {
   const faults = churn
     ? (['crash-new-leader', 'isolate-new-leader', 'crash', 'partition', 'crash-voter'] as FaultKind[]).filter(() => p.chance(0.8))
     : allFaults.filter(() => p.chance(0.65));
+  const delayMsMax = p.pick([1, 3, 8]);
+  const longDelayRate = p.pick([0, 0.01, 0.03]);
+  const longDelayMsMax = p.pick([30, 80, 200]);
   return {
     seed,
     nodeIds,
@@ -45,9 +48,9 @@ export function configForSeed(seed: number): SimConfig {
     dropRate: p.pick([0, 0.01, 0.05, 0.1]),
     duplicateRate: p.pick([0, 0.01, 0.05]),
     delayMsMin: 0.2,
-    delayMsMax: p.pick([1, 3, 8]),
-    longDelayRate: p.pick([0, 0.01, 0.03]),
-    longDelayMsMax: p.pick([30, 80, 200]),
+    delayMsMax,
+    longDelayRate,
+    longDelayMsMax,
     fsyncMsMin: 0.2,
     fsyncMsMax: p.pick([1, 3, 6]),
     slowFsyncMs: p.pick([15, 40]),
@@ -66,6 +69,11 @@ export function configForSeed(seed: number): SimConfig {
     faultIntervalMsMin: 30,
     faultIntervalMsMax: p.pick([150, 300, 600]),
     faults: faults.length > 0 ? faults : ['partition', 'crash'],
+    commitLevels: p.pick([['on'], ['on'], ['off', 'local', 'on', 'remote_apply'], ['on', 'remote_apply'], ['local', 'on']] as const),
+    standbyNames: voterCount >= 3 && p.chance(0.4) ? p.pick(['FIRST 1 (n2, n3)', 'ANY 1 (n2, n3)', 'FIRST 2 (n3, n2, n1)', 'n2', 'ANY 2 (*)']) : '',
+    followerReadRate: p.pick([0, 0.3]),
+    // Members bound staleness assuming this one-way delay; the network never exceeds it.
+    assumedDelayMsMax: longDelayRate > 0 ? longDelayMsMax : delayMsMax,
   };
 }
 
@@ -93,6 +101,7 @@ export function runSeed(seed: number, options: { trace?: (line: string) => void;
     }
     sim.checkConvergence(config.livenessPhaseMsMax);
     sim.checkAcknowledgedWrites();
+    sim.checkFollowerReads();
     sim.checkHistory();
     return { seed, ok: true, violation: null, stats: sim.statsNow(), config };
   } catch (error) {

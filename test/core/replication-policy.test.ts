@@ -44,8 +44,11 @@ test('FIRST k picks the first k connected standbys in priority order', () => {
   const noneUp = members([['n2', 10, 9, false], ['n3', 7, 5, false]]);
   assert.equal(evaluateStandbys(set, 'n1', noneUp).satisfiable, false);
   assert.equal(evaluateStandbys(set, 'n1', noneUp).durableIndex, 0);
-  // The leader is never its own standby.
-  assert.deepEqual(evaluateStandbys(set, 'n3', all).standbys, ['n2']);
+  // A named member that leads counts with its own state (it holds its writes itself).
+  const n3Leads = members([['n2', 10, 9, true], ['n3', 12, 11, true]]);
+  assert.deepEqual(evaluateStandbys(set, 'n3', n3Leads), { standbys: ['n3'], satisfiable: true, durableIndex: 12, appliedIndex: 11 });
+  // '*' never names the leader itself.
+  assert.deepEqual(evaluateStandbys(parseStandbyNames('ANY 1 (*)')!, 'n3', n3Leads).standbys, ['n2']);
 });
 
 test('ANY k counts any k listed members', () => {

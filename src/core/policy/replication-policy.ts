@@ -90,14 +90,17 @@ export interface StandbyEvaluation {
 }
 
 /**
- * Evaluates a standby set. The leader itself is never its own standby: a named member that is
- * the leader is skipped (after a failover the old standby may lead).
+ * Evaluates a standby set. `members` holds every member the leader knows, the leader included
+ * (with its own durable and applied index, always connected). A named member that is the leader
+ * counts with its own state: after a failover the old standby may lead, and its own log then
+ * holds the write; blocking every write until the set is edited would turn a failover into an
+ * outage. '*' stands for every member but the leader.
  */
 export function evaluateStandbys(set: StandbySet, leaderId: string, members: ReadonlyMap<string, MemberState>): StandbyEvaluation {
   const candidates: string[] = [];
   for (const name of set.names) {
-    const expanded = name === '*' ? [...members.keys()].sort() : [name];
-    for (const id of expanded) if (id !== leaderId && members.has(id) && !candidates.includes(id)) candidates.push(id);
+    const expanded = name === '*' ? [...members.keys()].filter((id) => id !== leaderId).sort() : [name];
+    for (const id of expanded) if (members.has(id) && !candidates.includes(id)) candidates.push(id);
   }
   if (set.method === 'first') {
     // PostgreSQL's priority rule: the first k connected standbys in list order are synchronous.

@@ -94,6 +94,9 @@ export interface RaftStatus {
   readonly config: Membership;
   readonly progress: ReadonlyMap<NodeId, ProgressStatus>;
   readonly leaseValid: boolean;
+  /** This leader can vouch that its commit index is the cluster's latest (bounded-staleness reads
+   * on the leader itself are then fresh). */
+  readonly commitAttested: boolean;
   readonly transferee: NodeId | null;
   readonly tick: number;
   readonly lastLeaderChangeReason: LeaderChangeReason;
@@ -452,6 +455,7 @@ export class Raft {
       config,
       progress,
       leaseValid: this.role === 'leader' && this.leaseValid(),
+      commitAttested: this.commitAttested(),
       transferee: this.transferee,
       tick: this.tickNow,
       lastLeaderChangeReason: this.lastLeaderChangeReason,
@@ -647,6 +651,20 @@ export class Raft {
     // Leadership is the lease: check-quorum steps this leader down as soon as a quorum has not
     // acknowledged a message sent within leaseTicks. The floor covers aborted transfers.
     return this.quorumAckedSentTick() >= this.leaseFloorTick;
+  }
+
+  /**
+   * Whether this leader can vouch that its commit index is the cluster's latest: it committed an
+   * entry of its term (so it knows the commit index, §8) and a quorum acknowledged messages it
+   * sent within the lease window (leaseTicks, or half an election timeout without lease reads):
+   * those voters refuse to elect anyone else for an election timeout, so no other leader can
+   * have committed more. Without check-quorum voters give no such promise, and it never vouches.
+   */
+  private commitAttested(): boolean {
+    if (!this.checkQuorum || this.role !== 'leader' || this.transferee !== null) return false;
+    if (this.log.committed < this.termStartIndex) return false;
+    const windowTicks = this.leaseTicks > 0 ? this.leaseTicks : Math.floor(this.electionTicks / 2);
+    return this.quorumAckedSentTick() >= Math.max(this.leaseFloorTick, this.tickNow - windowTicks);
   }
 
   private resetTimers(): void {
@@ -1051,10 +1069,11 @@ export class Raft {
 
   private broadcastHeartbeat(): void {
     this.leaderSeq++;
+    const leaderCommit = this.commitAttested() ? this.log.committed : -1;
     for (const [id, pr] of this.progress) {
       this.send({
         type: 'Heartbeat', from: this.id, to: id, term: this.term, seq: this.leaderSeq, sentTick: this.tickNow,
-        commit: Math.min(pr.match, this.log.committed), leaderCommit: this.log.committed,
+        commit: Math.min(pr.match, this.log.committed), leaderCommit,
       }, 'before');
     }
   }

@@ -96,7 +96,8 @@ export interface HeartbeatMessage extends MessageBase, LeaderContext {
   readonly type: 'Heartbeat';
   /** min(the follower's match, the leader's commit): what the follower may commit. */
   readonly commit: number;
-  /** The leader's own commit index when it sent this: a follower that has applied it holds
+  /** The leader's own commit index when it sent this, or -1 when it cannot vouch that no other
+   * leader has committed more (see Raft.commitAttested). A follower that has applied it holds
    * every write acknowledged before that moment (bounded-staleness reads build on this). */
   readonly leaderCommit: number;
 }
