@@ -32,13 +32,15 @@ export function configForSeed(seed: number): SimConfig {
   const faults = churn
     ? (['crash-new-leader', 'isolate-new-leader', 'crash', 'partition', 'crash-voter'] as FaultKind[]).filter(() => p.chance(0.8))
     : allFaults.filter(() => p.chance(0.65));
+  const learnerAtStart = p.chance(0.5);
   const delayMsMax = p.pick([1, 3, 8]);
   const longDelayRate = p.pick([0, 0.01, 0.03]);
   const longDelayMsMax = p.pick([30, 80, 200]);
   return {
     seed,
     nodeIds,
-    initialConfig: { voters: nodeIds.slice(0, voterCount), learners: [] },
+    // Some clusters start with a learner (a read replica): it receives the log and never votes.
+    initialConfig: { voters: nodeIds.slice(0, voterCount), learners: spares > 0 && learnerAtStart ? [nodeIds[voterCount]!] : [] },
     electionTicks,
     heartbeatTicks: p.pick([1, 2, 3]),
     preVote,

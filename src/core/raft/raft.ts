@@ -180,6 +180,8 @@ export class Raft {
   /** Lease reads need acknowledgements of heartbeats sent at or after this tick (raised when a
    * transfer is aborted, since the transferee may have been elected meanwhile). */
   private leaseFloorTick = 0;
+  /** A TimeoutNow left in this term: the lease and commit attestation are off until the next. */
+  private timeoutNowSent = false;
   private leaderSeq = 0;
   private pendingReads: PendingRead[] = [];
   /** Reads that arrived before this term's no-op committed (a new leader does not yet know the
@@ -542,6 +544,7 @@ export class Raft {
     this.leaderId = this.id;
     this.becameLeaderTick = this.tickNow;
     this.leaseFloorTick = this.tickNow;
+    this.timeoutNowSent = false;
     this.heartbeatElapsed = 0;
     this.transferee = null;
     this.pendingReads = [];
@@ -646,7 +649,7 @@ export class Raft {
   }
 
   private leaseValid(): boolean {
-    if (this.leaseTicks === 0 || this.role !== 'leader' || this.transferee !== null) return false;
+    if (this.leaseTicks === 0 || this.role !== 'leader' || this.transferee !== null || this.timeoutNowSent) return false;
     if (this.log.committed < this.termStartIndex) return false;
     // Leadership is the lease: check-quorum steps this leader down as soon as a quorum has not
     // acknowledged a message sent within leaseTicks. The floor covers aborted transfers.
@@ -661,7 +664,7 @@ export class Raft {
    * have committed more. Without check-quorum voters give no such promise, and it never vouches.
    */
   private commitAttested(): boolean {
-    if (!this.checkQuorum || this.role !== 'leader' || this.transferee !== null) return false;
+    if (!this.checkQuorum || this.role !== 'leader' || this.transferee !== null || this.timeoutNowSent) return false;
     if (this.log.committed < this.termStartIndex) return false;
     const windowTicks = this.leaseTicks > 0 ? this.leaseTicks : Math.floor(this.electionTicks / 2);
     return this.quorumAckedSentTick() >= Math.max(this.leaseFloorTick, this.tickNow - windowTicks);
@@ -927,7 +930,10 @@ export class Raft {
       this.sendAppend(m.from, false);
       return;
     }
-    if (pr.maybeUpdate(m.index)) {
+    const advanced = pr.maybeUpdate(m.index);
+    // A probe answered at exactly the known match (after a snapshot, say) also proves the
+    // position: resume pipelining rather than wait for the next heartbeat.
+    if (advanced || (pr.state === 'probe' && m.index === pr.match)) {
       if (pr.state === 'probe') pr.becomeReplicate();
       else if (pr.state === 'snapshot' && pr.match >= pr.snapshotIndex) {
         pr.becomeProbe();
@@ -1079,6 +1085,10 @@ export class Raft {
   }
 
   private sendTimeoutNow(target: NodeId): void {
+    // The target may win an election with this message even after the transfer is abandoned
+    // (it can arrive late, and voters ignore their lease for it): never trust the lease again in
+    // this term.
+    this.timeoutNowSent = true;
     this.send({ type: 'TimeoutNow', from: this.id, to: target, term: this.term }, 'before');
   }
 
