@@ -72,6 +72,8 @@ export interface SimConfig {
   readonly followerReadRate: number;
   /** The one-way delay members assume for heartbeats when bounding staleness. */
   readonly assumedDelayMsMax: number;
+  /** wal_keep in entries: log kept behind the snapshot for lagging followers (0: none). */
+  readonly walKeepEntries: number;
 }
 
 export type ReadKind = 'quorum' | 'lease' | 'stale' | 'bounded' | 'min_revision';
@@ -496,9 +498,16 @@ export class Simulation {
     if (term === undefined) return;
     const data = node.sm.snapshot();
     const meta = { index: applied, term, config: raft.log.configAt(applied) };
+    // wal_keep: entries that followers within walKeepEntries still need stay in the log.
+    let retainFromIndex = applied + 1;
+    if (this.config.walKeepEntries > 0) {
+      let neededFrom = applied + 1;
+      for (const pr of raft.status().progress.values()) neededFrom = Math.min(neededFrom, pr.match + 1);
+      retainFromIndex = Math.max(neededFrom, applied + 1 - this.config.walKeepEntries, raft.log.firstIndex());
+    }
     // The snapshot is durable before the log prefix goes (the real driver does the same).
-    node.disk.writeDurable([{ kind: 'snapshot', snapshot: { meta, data }, keepLog: true }]);
-    raft.compact(applied, data);
+    node.disk.writeDurable([{ kind: 'snapshot', snapshot: { meta, data }, keepLog: true, retainFromIndex }]);
+    raft.compact(applied, data, retainFromIndex);
     this.stats.snapshotsTaken++;
     this.trace(`${node.id} compact to ${applied}`);
   }

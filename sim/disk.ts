@@ -7,7 +7,7 @@ import type { Prng } from './prng.ts';
 export type DiskOp =
   | { readonly kind: 'hardState'; readonly hardState: HardState }
   | { readonly kind: 'append'; readonly entries: readonly Entry[] }
-  | { readonly kind: 'snapshot'; readonly snapshot: Snapshot; readonly keepLog: boolean }
+  | { readonly kind: 'snapshot'; readonly snapshot: Snapshot; readonly keepLog: boolean; readonly retainFromIndex?: number }
   | { readonly kind: 'compact'; readonly index: number };
 
 export interface DurableImage {
@@ -85,12 +85,14 @@ function applyOp(image: DurableImage, op: DiskOp): void {
     case 'snapshot': {
       const meta = op.snapshot.meta;
       image.snapshot = op.snapshot;
+      const keepFrom = op.keepLog ? Math.max(image.firstIndex, Math.min(op.retainFromIndex ?? meta.index + 1, meta.index + 1)) : meta.index + 1;
       if (op.keepLog && meta.index >= image.firstIndex - 1) {
-        image.entries = image.entries.slice(Math.max(0, meta.index - image.firstIndex + 1));
+        image.entries = image.entries.slice(keepFrom - image.firstIndex);
+        image.firstIndex = keepFrom;
       } else {
         image.entries = [];
+        image.firstIndex = meta.index + 1;
       }
-      image.firstIndex = meta.index + 1;
       return;
     }
     case 'compact': {

@@ -76,6 +76,7 @@ export function configForSeed(seed: number): SimConfig {
     followerReadRate: p.pick([0, 0.3]),
     // Members bound staleness assuming this one-way delay; the network never exceeds it.
     assumedDelayMsMax: longDelayRate > 0 ? longDelayMsMax : delayMsMax,
+    walKeepEntries: p.pick([0, 0, 16, 100]),
   };
 }
 

@@ -297,3 +297,31 @@ test('persistedTo never moves backwards', () => {
   log.persistedTo(2, 1);
   assert.equal(log.persisted, 3);
 });
+
+test('compact can retain entries below the snapshot (wal_keep), and a reboot keeps them', () => {
+  const log = logOf([1, 1, 1, 2, 2, 2, 2, 2]);
+  persistAll(log);
+  log.commitTo(8);
+  log.applied = 8;
+  log.compact({ index: 6, term: 2, config: boot }, 4);
+  assert.equal(log.snapshotIndex(), 6);
+  assert.equal(log.firstIndex(), 4, 'entries from 4 are kept for laggards');
+  assert.equal(log.term(4), 2);
+  assert.equal(log.term(3), undefined, 'entry 3 is gone');
+  assert.deepEqual(log.slice(4, 8, 10, 1 << 20).map((e) => e.index), [4, 5, 6, 7, 8]);
+  assert.equal(log.lastIndex(), 8);
+  log.checkInvariants();
+  // A later compaction with no retention drops everything up to the snapshot.
+  log.compact({ index: 8, term: 2, config: boot });
+  assert.equal(log.firstIndex(), 9);
+  assert.equal(log.lastIndex(), 8);
+  // Rebooting from a snapshot plus retained entries keeps them, when they agree with it.
+  const entries = [4, 5, 6, 7, 8].map((i) => normal(i, i >= 4 ? 2 : 1));
+  const rebooted = new RaftLog(boot, { index: 6, term: 2, config: boot }, entries);
+  assert.equal(rebooted.firstIndex(), 4);
+  assert.equal(rebooted.lastIndex(), 8);
+  rebooted.checkInvariants();
+  // Retained entries that disagree with the snapshot at its index are dropped below it.
+  const disagreeing = new RaftLog(boot, { index: 6, term: 3, config: boot }, entries);
+  assert.equal(disagreeing.firstIndex(), 7);
+});

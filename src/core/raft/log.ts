@@ -1,5 +1,7 @@
-// The in-memory Raft log of one member: a snapshot base followed by entries. The driver makes
-// it durable; this class only tracks which part the driver has confirmed durable.
+// The in-memory Raft log of one member: a snapshot base and entries. The driver makes it
+// durable; this class only tracks which part the driver has confirmed durable. Entries may be
+// retained below the snapshot's index (wal_keep: lagging followers catch up from the log
+// rather than needing the snapshot).
 import { assert } from './assert.ts';
 import type { Entry, Membership, Snapshot, SnapshotMeta } from './types.ts';
 
@@ -9,8 +11,10 @@ interface ConfigAt {
 }
 
 export class RaftLog {
-  // Invariant: entries[i].index === snapshotIndex + 1 + i (contiguous after the snapshot).
+  // Invariant: entries[i].index === baseIndex + 1 + i, baseIndex <= snapshotIndex, and the
+  // entries reach at least the snapshot's index when any remain below it.
   private entries: Entry[] = [];
+  private baseIndex = 0;
   private snapshotIndexValue = 0;
   private snapshotTermValue = 0;
   /** Membership as of the snapshot (or the bootstrap membership before any snapshot). */
@@ -36,11 +40,20 @@ export class RaftLog {
       this.committed = snapshot.index;
       this.applied = snapshot.index;
     }
+    this.baseIndex = this.snapshotIndexValue;
+    // Entries retained below the snapshot count only when they run contiguously into it and
+    // agree with it at its index.
+    const first = entries[0];
+    const atSnapshot = entries.find((e) => e.index === this.snapshotIndexValue);
+    if (first !== undefined && first.index <= this.snapshotIndexValue && atSnapshot?.term === this.snapshotTermValue) {
+      this.baseIndex = first.index - 1;
+    }
     for (const entry of entries) {
-      if (entry.index <= this.snapshotIndexValue) continue;
-      assert(entry.index === this.lastIndex() + 1, `boot entries not contiguous at ${entry.index}`);
+      if (entry.index <= this.baseIndex) continue;
+      assert(entry.index === this.baseIndex + this.entries.length + 1, `boot entries not contiguous at ${entry.index}`);
       this.pushEntry(entry);
     }
+    assert(this.baseIndex === this.snapshotIndexValue || this.baseIndex + this.entries.length >= this.snapshotIndexValue, 'retained entries stop short of the snapshot');
     this.persisted = this.lastIndex();
     this.unstableFrom = this.lastIndex() + 1;
   }
@@ -53,12 +66,13 @@ export class RaftLog {
     return this.snapshotTermValue;
   }
 
+  /** The first index whose entry this log holds (it may be at or below the snapshot's index). */
   firstIndex(): number {
-    return this.snapshotIndexValue + 1;
+    return this.baseIndex + 1;
   }
 
   lastIndex(): number {
-    return this.snapshotIndexValue + this.entries.length;
+    return Math.max(this.snapshotIndexValue, this.baseIndex + this.entries.length);
   }
 
   lastTerm(): number {
@@ -69,13 +83,13 @@ export class RaftLog {
   /** The term at `index`, or undefined when the index is compacted away or beyond the log. */
   term(index: number): number | undefined {
     if (index === this.snapshotIndexValue) return this.snapshotTermValue;
-    if (index < this.snapshotIndexValue || index > this.lastIndex()) return index === 0 ? 0 : undefined;
-    return this.entries[index - this.snapshotIndexValue - 1]?.term;
+    if (index <= this.baseIndex || index > this.lastIndex()) return index === 0 ? 0 : undefined;
+    return this.entries[index - this.baseIndex - 1]?.term;
   }
 
   entry(index: number): Entry | undefined {
-    if (index <= this.snapshotIndexValue) return undefined;
-    return this.entries[index - this.snapshotIndexValue - 1];
+    if (index <= this.baseIndex) return undefined;
+    return this.entries[index - this.baseIndex - 1];
   }
 
   matchTerm(index: number, term: number): boolean {
@@ -90,11 +104,11 @@ export class RaftLog {
 
   /** Entries in [lo, hi], at most `countMax` of them and about `bytesMax` of payload (at least one). */
   slice(lo: number, hi: number, countMax: number, bytesMax: number): Entry[] {
-    assert(lo > this.snapshotIndexValue, `slice below the snapshot: ${lo} <= ${this.snapshotIndexValue}`);
+    assert(lo > this.baseIndex, `slice below the first entry: ${lo} <= ${this.baseIndex}`);
     const out: Entry[] = [];
     let bytes = 0;
     for (let index = lo; index <= hi && index <= this.lastIndex() && out.length < countMax; index++) {
-      const entry = this.entries[index - this.snapshotIndexValue - 1];
+      const entry = this.entries[index - this.baseIndex - 1];
       assert(entry !== undefined, `missing entry ${index}`);
       const size = entry.data?.byteLength ?? 0;
       if (out.length > 0 && bytes + size > bytesMax) break;
@@ -142,7 +156,7 @@ export class RaftLog {
   }
 
   private truncateFrom(index: number): void {
-    this.entries.length = index - this.snapshotIndexValue - 1;
+    this.entries.length = index - this.baseIndex - 1;
     while (this.configEntries.length > 0 && this.configEntries[this.configEntries.length - 1]!.index >= index) {
       this.configEntries.pop();
     }
@@ -186,7 +200,7 @@ export class RaftLog {
   /** Entries that must be written in the next ready. */
   unstableEntries(): Entry[] {
     if (this.unstableFrom > this.lastIndex()) return [];
-    return this.entries.slice(this.unstableFrom - this.snapshotIndexValue - 1);
+    return this.entries.slice(this.unstableFrom - this.baseIndex - 1);
   }
 
   /** The driver took the unstable entries up to `lastIndex` into a ready. */
@@ -203,12 +217,17 @@ export class RaftLog {
     }
   }
 
-  /** The application compacted its state up to `index` into a snapshot (index <= applied). */
-  compact(meta: SnapshotMeta): void {
+  /**
+   * The application saved its state up to `meta.index` (<= applied) as a snapshot; entries from
+   * `retainFromIndex` on stay in the log (retainFromIndex <= meta.index + 1), the rest go.
+   */
+  compact(meta: SnapshotMeta, retainFromIndex = meta.index + 1): void {
     assert(meta.index <= this.applied, `compact ${meta.index} beyond applied ${this.applied}`);
-    if (meta.index <= this.snapshotIndexValue) return;
+    if (meta.index < this.snapshotIndexValue) return;
     assert(this.term(meta.index) === meta.term, `compact term mismatch at ${meta.index}`);
-    this.entries = this.entries.slice(meta.index - this.snapshotIndexValue);
+    const keepFrom = Math.min(meta.index + 1, Math.max(retainFromIndex, this.baseIndex + 1));
+    this.entries = this.entries.slice(keepFrom - this.baseIndex - 1);
+    this.baseIndex = keepFrom - 1;
     this.snapshotIndexValue = meta.index;
     this.snapshotTermValue = meta.term;
     this.baseConfig = { index: meta.index, config: meta.config };
@@ -224,7 +243,7 @@ export class RaftLog {
     const meta = snapshot.meta;
     const keep = this.matchTerm(meta.index, meta.term) && meta.index <= this.lastIndex();
     if (keep) {
-      this.entries = this.entries.slice(meta.index - this.snapshotIndexValue);
+      this.entries = this.entries.slice(meta.index - this.baseIndex);
       this.configEntries = this.configEntries.filter((c) => c.index > meta.index);
       this.unstableFrom = Math.max(this.unstableFrom, meta.index + 1);
     } else {
@@ -233,6 +252,7 @@ export class RaftLog {
       this.persisted = Math.min(this.persisted, meta.index);
       this.unstableFrom = meta.index + 1;
     }
+    this.baseIndex = meta.index;
     this.snapshotIndexValue = meta.index;
     this.snapshotTermValue = meta.term;
     this.baseConfig = { index: meta.index, config: meta.config };
@@ -252,10 +272,11 @@ export class RaftLog {
     assert(this.committed <= this.lastIndex(), `committed ${this.committed} > last ${this.lastIndex()}`);
     assert(this.persisted <= this.lastIndex(), `persisted ${this.persisted} > last ${this.lastIndex()}`);
     assert(this.unstableFrom > this.persisted, `unstableFrom ${this.unstableFrom} <= persisted ${this.persisted}`);
+    assert(this.baseIndex <= this.snapshotIndexValue, `first entry ${this.baseIndex + 1} past the snapshot ${this.snapshotIndexValue}`);
     const first = this.entries[0];
     if (first !== undefined) {
-      assert(first.index === this.snapshotIndexValue + 1, `first entry ${first.index} after snapshot ${this.snapshotIndexValue}`);
-      assert(first.term >= this.snapshotTermValue, 'entry term below snapshot term');
+      assert(first.index === this.baseIndex + 1, `first entry ${first.index}, expected ${this.baseIndex + 1}`);
+      assert(this.baseIndex + this.entries.length >= this.snapshotIndexValue, 'retained entries stop short of the snapshot');
     }
   }
 }

@@ -338,15 +338,17 @@ export class Raft {
 
   /**
    * The application saved a snapshot of its state at `index` (<= applied): the log before it
-   * can go. The driver must have made the snapshot durable before calling this.
+   * can go, except entries from `retainFromIndex` on (wal_keep: followers behind the snapshot
+   * catch up from the log). The driver must have made the snapshot durable before calling this,
+   * and compacts its log store to the same point.
    */
-  compact(index: number, data: Uint8Array): void {
+  compact(index: number, data: Uint8Array, retainFromIndex = index + 1): void {
     assert(index <= this.log.applied, `compact ${index} beyond applied ${this.log.applied}`);
     if (index <= this.log.snapshotIndex()) return;
     const term = this.log.term(index);
     assert(term !== undefined, `compact: no term at ${index}`);
     const meta = { index, term, config: this.log.configAt(index) };
-    this.log.compact(meta);
+    this.log.compact(meta, retainFromIndex);
     this.snapshot = { meta, data };
     this.maybeCheck();
   }
@@ -983,7 +985,7 @@ export class Raft {
   }
 
   private lastIndexOfTerm(term: number, from: number): number | null {
-    for (let index = from; index > this.log.snapshotIndex(); index--) {
+    for (let index = from; index >= this.log.firstIndex(); index--) {
       const t = this.log.term(index);
       if (t === term) return index;
       if (t !== undefined && t < term) return null;
@@ -1036,7 +1038,7 @@ export class Raft {
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    if (prevTerm === undefined || pr.next <= this.log.snapshotIndex()) {
+    if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
       // The entries it needs are compacted away: send the snapshot.
       if (this.snapshot === null) return false;
       pr.becomeSnapshot(this.snapshot.meta.index, this.tickNow);
