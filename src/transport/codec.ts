@@ -16,12 +16,27 @@ export interface HelloFrame {
   readonly clusterId: string;
   readonly memberId: NodeId;
   readonly protocolVersion: number;
+  /** The sender's client (HTTP) address, "host:port". Optional: members that predate it omit it,
+   * and acceptors that predate it ignore it (extra fields are tolerated), so protocol 1 stands. */
+  readonly clientAddress?: string;
 }
 export interface WelcomeFrame {
   readonly kind: 'welcome';
   readonly clusterId: string;
   readonly memberId: NodeId;
   readonly protocolVersion: number;
+  /** The acceptor's client address; optional, as in HelloFrame. */
+  readonly clientAddress?: string;
+}
+
+/** A longer advertised client address is ignored: it bounds what a peer can make us store. */
+export const CLIENT_ADDRESS_CHARS_MAX = 256;
+
+/** The advertised client address of a hello or welcome, or undefined when absent or unusable. */
+export function advertisedClientAddress(frame: HelloFrame | WelcomeFrame): string | undefined {
+  const address: unknown = frame.clientAddress;
+  if (typeof address !== 'string' || address === '' || address.length > CLIENT_ADDRESS_CHARS_MAX) return undefined;
+  return address;
 }
 export type RefusalCode = 'CHORUS_CLUSTER_MISMATCH' | 'CHORUS_PROTOCOL_UNSUPPORTED' | 'CHORUS_HANDSHAKE_INVALID';
 export interface RefuseFrame {
@@ -149,13 +164,13 @@ export function validateMessage(x: unknown): Message | null {
       break;
     case 'AppendResp':
       ok = hasLeaderContext(x) && isBool(x['reject']) && isInt(x['index']) && isInt(x['conflictTerm']) &&
-        isInt(x['conflictIndex']);
+        isInt(x['conflictIndex']) && isInt(x['applied']);
       break;
     case 'Heartbeat':
-      ok = hasLeaderContext(x) && isInt(x['commit']);
+      ok = hasLeaderContext(x) && isInt(x['commit']) && isInt(x['leaderCommit']);
       break;
     case 'HeartbeatResp':
-      ok = hasLeaderContext(x);
+      ok = hasLeaderContext(x) && isInt(x['applied']);
       break;
     case 'Snapshot':
       ok = hasLeaderContext(x) && isSnapshotMeta(x['meta']) && isInt(x['offset']) && isInt(x['totalBytes']) &&

@@ -4,7 +4,14 @@ import { connect } from 'node:net';
 import type { NetConnectOpts, Socket } from 'node:net';
 import type { NodeId } from '../core/raft/types.ts';
 import { backoffDelayMs, jitterMs } from './backoff.ts';
-import { PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, decodePayload, encodeFrame, parseHandshakeReply } from './codec.ts';
+import {
+  PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  advertisedClientAddress,
+  decodePayload,
+  encodeFrame,
+  parseHandshakeReply,
+} from './codec.ts';
 import type { HelloFrame } from './codec.ts';
 import { TransportError } from './errors.ts';
 import { FrameDecoder } from './frame-decoder.ts';
@@ -42,6 +49,10 @@ export interface LinkContext {
   lookup(id: NodeId): PeerAddress | undefined;
   /** Asks for `flush()` at the next turn of the event loop. */
   scheduleFlush(link: PeerLink): void;
+  /** Our client address, advertised in the hello (omitted when undefined). */
+  readonly clientAddress: string | undefined;
+  /** The peer advertised its client address in its welcome. */
+  learnClientAddress(id: NodeId, address: string): void;
 }
 
 export class PeerLink {
@@ -276,6 +287,7 @@ export class PeerLink {
         clusterId: this.ctx.clusterId,
         memberId: this.ctx.selfId,
         protocolVersion: PROTOCOL_VERSION,
+        ...(this.ctx.clientAddress === undefined ? {} : { clientAddress: this.ctx.clientAddress }),
       };
       socket.write(encodeFrame(hello));
     });
@@ -315,6 +327,8 @@ export class PeerLink {
         `expected member ${this.id} of cluster ${this.ctx.clusterId}, found member ${reply.memberId} of cluster ${reply.clusterId} (protocol ${reply.protocolVersion})`);
       return;
     }
+    const clientAddress = advertisedClientAddress(reply);
+    if (clientAddress !== undefined) this.ctx.learnClientAddress(this.id, clientAddress);
     this.clearHandshakeTimer();
     this.linkState = 'open';
     this.attempt = 0;

@@ -8,6 +8,7 @@ import type { Transport } from '../ports/index.ts';
 import {
   PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
+  advertisedClientAddress,
   decodePayload,
   encodeFrame,
   parseHello,
@@ -38,6 +39,7 @@ const DEFAULTS = {
   handshakeTimeoutMs: 5000,
   writeStallMsMax: 30_000,
   socketBufferBytes: 1 * MiB,
+  clientAddressesMax: 1024,
 } as const;
 /** After refusing a handshake we half-close so the refusal reaches the dialer; a dialer that does
  * not close its side within this time is cut off. */
@@ -121,6 +123,11 @@ export class TcpTransport implements Transport {
     oversizedFrames: 0,
   };
   private droppedUnknownPeer = 0;
+  private readonly clientAddress: string | undefined;
+  private readonly clientAddressesMax: number;
+  /** Client addresses advertised in handshakes, by member. Invariant: at most
+   * clientAddressesMax entries (a member already known may always update its own). */
+  private readonly clientAddresses = new Map<NodeId, string>();
 
   /** Starts listening and dialing the configured peers. Rejects if the address cannot be bound. */
   static async start(options: TcpTransportOptions): Promise<TcpTransport> {
@@ -151,6 +158,8 @@ export class TcpTransport implements Transport {
     this.logger = options.logger ?? silentLogger;
     this.resolver = typeof options.peers === 'function' ? options.peers : null;
     const resolver = this.resolver;
+    this.clientAddress = options.clientAddress;
+    this.clientAddressesMax = positiveInt(options, 'clientAddressesMax', DEFAULTS.clientAddressesMax);
     this.linkContext = {
       clusterId: options.clusterId,
       selfId: options.selfId,
@@ -165,6 +174,8 @@ export class TcpTransport implements Transport {
       logger: this.logger,
       lookup: (id) => (resolver === null ? undefined : resolver(id)),
       scheduleFlush: (link) => this.scheduleFlush(link),
+      clientAddress: options.clientAddress,
+      learnClientAddress: (id, address) => this.learnClientAddress(id, address),
     };
     this.server = createServer((socket) => this.onConnection(socket));
     this.server.on('error', (err) => {
@@ -266,6 +277,16 @@ export class TcpTransport implements Transport {
     this.dirty.delete(link);
   }
 
+  /** The client (HTTP) address `id` advertised in its last handshake with us, if any. */
+  peerClientAddress(id: NodeId): string | undefined {
+    return this.clientAddresses.get(id);
+  }
+
+  /** Every client address learned from handshakes, by member. */
+  peerClientAddresses(): ReadonlyMap<NodeId, string> {
+    return this.clientAddresses;
+  }
+
   /** Installs fault hooks (tests only); `setFaults({})` removes them. */
   setFaults(faults: TransportFaults): void {
     this.faults = { ...faults };
@@ -297,6 +318,16 @@ export class TcpTransport implements Transport {
     this.links.set(id, link);
     link.start();
     return link;
+  }
+
+  private learnClientAddress(id: NodeId, address: string): void {
+    if (id === this.selfId) return;
+    if (!this.clientAddresses.has(id) && this.clientAddresses.size >= this.clientAddressesMax) {
+      this.logger.warn('too many members to remember their client addresses', { member: id, clientAddressesMax: this.clientAddressesMax });
+      return;
+    }
+    if (this.clientAddresses.get(id) !== address) this.logger.info('learned client address of member', { member: id, clientAddress: address });
+    this.clientAddresses.set(id, address);
   }
 
   private scheduleFlush(link: PeerLink): void {
@@ -428,11 +459,14 @@ export class TcpTransport implements Transport {
     // wait for keepalive to notice.
     if (previous !== undefined) this.dropInbound(previous);
     this.inboundByMember.set(hello.memberId, conn);
+    const clientAddress = advertisedClientAddress(hello);
+    if (clientAddress !== undefined) this.learnClientAddress(hello.memberId, clientAddress);
     const welcome: WelcomeFrame = {
       kind: 'welcome',
       clusterId: this.clusterId,
       memberId: this.selfId,
       protocolVersion: PROTOCOL_VERSION,
+      ...(this.clientAddress === undefined ? {} : { clientAddress: this.clientAddress }),
     };
     conn.socket.write(encodeFrame(welcome));
     this.logger.info('accepted connection from member', { member: hello.memberId, remote: conn.remote });

@@ -49,6 +49,12 @@ export interface TcpTransportOptions {
   readonly random?: () => number;
   /** Default: silent. */
   readonly logger?: TransportLogger;
+  /** This member's client (HTTP) address, "host:port", sent in every handshake so that peers
+   * learn where to forward client requests; see `peerClientAddress`. */
+  readonly clientAddress?: string;
+  /** Most members whose advertised client address is remembered (default 1024); addresses of
+   * further members are not learned. Bounds what handshakes can make us store. */
+  readonly clientAddressesMax?: number;
 }
 
 /** Fault injection for tests, applied in `send` before queueing. */

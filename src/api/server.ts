@@ -1,0 +1,279 @@
+// The HTTP API of a member (Fastify 5). Routes are documented in docs/api.md. Every error is
+// JSON {"code","message"} with the status chosen in errors.ts.
+import { Buffer } from 'node:buffer';
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { validateCommand, validateKey } from '../kv/commands.ts';
+import type { Command } from '../kv/commands.ts';
+import { KvError } from '../kv/errors.ts';
+import type { ApplyResult } from '../kv/sqlite-state-machine.ts';
+import { ChorusError, NotLeaderError } from '../node/errors.ts';
+import { silentLogger } from '../node/logger.ts';
+import type { Logger } from '../node/logger.ts';
+import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, txnResultJson } from './codec.ts';
+import { errorResponse } from './errors.ts';
+import { Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
+import type { ForwardResponse } from './forward.ts';
+import type { MemberService } from './service.ts';
+import type { ClusterView, TestFaults } from './types.ts';
+
+export interface ApiOptions {
+  /** Deadline of a request; a forwarded request keeps what is left of its original deadline. */
+  readonly requestTimeoutMs: number;
+  readonly forwardHopsMax: number;
+  readonly forwardsPendingMax: number;
+  /** Largest POST /v1/txn body. PUT bodies are limited to the value limit. */
+  readonly txnBodyBytesMax: number;
+  readonly enableTestFaults?: boolean;
+  readonly logger?: Logger;
+}
+
+/** Bodies of routes that take no body (or a small JSON document). */
+const SMALL_BODY_BYTES_MAX = 64 * 1024;
+const LIST_LIMIT_DEFAULT = 1000;
+const LIST_LIMIT_MAX = 10_000;
+/** A follower asks the leader for its view of the members for at most this long. */
+const CLUSTER_VIEW_TIMEOUT_MS = 1000;
+const FAULT_IDS_MAX = 64;
+
+function headerInt(request: FastifyRequest, name: string): number | undefined {
+  const value = request.headers[name];
+  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) return undefined;
+  return Number(value);
+}
+
+function queryString(request: FastifyRequest, name: string): string | undefined {
+  const value = (request.query as Record<string, unknown> | undefined)?.[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new KvError('CHORUS_BAD_REQUEST', `query parameter ${name} must be given once`);
+  return value;
+}
+
+function bodyOf(request: FastifyRequest): Buffer | undefined {
+  return request.body instanceof Buffer ? request.body : undefined;
+}
+
+function sendForwarded(reply: FastifyReply, answer: ForwardResponse): FastifyReply {
+  reply.code(answer.status);
+  for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
+  return reply.send(answer.body);
+}
+
+export function createApiServer(service: MemberService, options: ApiOptions): FastifyInstance {
+  const logger = (options.logger ?? silentLogger).child({ component: 'api' });
+  const limits = service.limits;
+  const forwarder = new Forwarder({ pendingMax: options.forwardsPendingMax });
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: SMALL_BODY_BYTES_MAX,
+    // Raw request targets are decoded by keyFromUrl; the router must not reject them first, so
+    // a bad percent-encoding gets our own error code.
+    frameworkErrors: (error, request, reply) => {
+      const isKey = request.url.startsWith(KV_PATH_PREFIX);
+      const code = isKey && error.code === 'FST_ERR_BAD_URL' ? 'CHORUS_BAD_KEY' : 'CHORUS_BAD_REQUEST';
+      void (reply as unknown as FastifyReply).code(400).send({ code, message: isKey ? 'the key has an invalid percent-encoding' : error.message });
+    },
+    // Requests Node's HTTP parser rejects never reach Fastify; answer them in our format too.
+    clientErrorHandler: (error, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, text, code] = error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'CHORUS_REQUEST_TOO_LARGE']
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'CHORUS_BAD_REQUEST']
+          : [400, 'Bad Request', 'CHORUS_BAD_REQUEST'];
+      const body = JSON.stringify({ code, message: `the HTTP request is malformed (${error.code ?? 'parse error'})` });
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy(error);
+    },
+    // While closing, requests still reach the handlers, which answer 503 CHORUS_STOPPING in our
+    // JSON format (Fastify's own 503 body would not carry a code).
+    return503OnClosing: false,
+  });
+
+  // Every body is taken as raw bytes: PUT values are opaque, and JSON documents are parsed by
+  // the handlers that expect them (so that bad JSON gets CHORUS_BAD_JSON, not Fastify's error).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((error, request, reply) => {
+    const mapped = errorResponse(error, request.method);
+    if (mapped.internal) logger.error('request-failed', { method: request.method, url: request.url.slice(0, 200), error });
+    void reply.code(mapped.status).header('content-type', 'application/json; charset=utf-8').send(mapped.body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ code: 'CHORUS_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]?.slice(0, 200) ?? ''}` });
+  });
+  app.addHook('onClose', async () => forwarder.close());
+
+  const deadlineOf = (request: FastifyRequest): number => {
+    const forwarded = headerInt(request, TIMEOUT_HEADER);
+    const timeoutMs = forwarded === undefined ? options.requestTimeoutMs : Math.min(forwarded, options.requestTimeoutMs);
+    return service.nowMs() + timeoutMs;
+  };
+
+  /** Proposes `command` here, or forwards the request to the leader. */
+  const write = async (request: FastifyRequest, reply: FastifyReply, command: Command, answer: (result: ApplyResult) => unknown): Promise<unknown> => {
+    validateCommand(command, limits);
+    const deadlineMs = deadlineOf(request);
+    let result: ApplyResult;
+    try {
+      result = await service.propose(command, deadlineMs);
+    } catch (error) {
+      if (!(error instanceof NotLeaderError)) throw error;
+      return forward(request, reply, error.leaderId, deadlineMs);
+    }
+    const leader = service.leader().clientAddress;
+    if (leader !== null) reply.header(LEADER_HEADER, leader);
+    return answer(result);
+  };
+
+  const forward = async (request: FastifyRequest, reply: FastifyReply, leaderId: string | null, deadlineMs: number): Promise<FastifyReply> => {
+    const hops = headerInt(request, HOPS_HEADER) ?? 0;
+    if (leaderId === null) throw new ChorusError('CHORUS_NO_LEADER', 'no leader is known; retry later');
+    if (hops >= options.forwardHopsMax) {
+      throw new ChorusError('CHORUS_NO_LEADER', `the request was forwarded ${hops} times without reaching the leader; retry later`);
+    }
+    const address = service.leader().clientAddress;
+    if (address === null) throw new ChorusError('CHORUS_NO_LEADER', `the client address of leader ${leaderId} is not known yet; retry later`);
+    const answer = await forwarder.forward(address, {
+      method: request.method,
+      url: request.url,
+      contentType: request.headers['content-type'],
+      body: bodyOf(request),
+      hops: hops + 1,
+      timeoutMs: Math.max(1, deadlineMs - service.nowMs()),
+    });
+    return sendForwarded(reply, answer);
+  };
+
+  // ------------------------------------------------------------------ health
+
+  app.get('/healthz', async () => ({ status: 'ok', id: service.id }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const readiness = service.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send({ id: service.id, ...readiness });
+  });
+
+  // ------------------------------------------------------------------ keys
+
+  app.put(`${KV_PATH_PREFIX}*`, { bodyLimit: limits.valueBytesMax }, async (request, reply) => {
+    const key = keyFromUrl(request.url, limits);
+    const value = bodyOf(request) ?? new Uint8Array(0);
+    return write(request, reply, { kind: 'put', key, value }, (r) => ({ revision: r.revision }));
+  });
+
+  app.delete(`${KV_PATH_PREFIX}*`, async (request, reply) => {
+    const key = keyFromUrl(request.url, limits);
+    return write(request, reply, { kind: 'delete', key }, (r) => ({ revision: r.revision, deleted: r.kind === 'delete' ? r.deleted : 0 }));
+  });
+
+  const consistencyOf = (request: FastifyRequest): 'linearizable' | 'stale' => {
+    const consistency = queryString(request, 'consistency') ?? 'linearizable';
+    if (consistency !== 'linearizable' && consistency !== 'stale') {
+      throw new KvError('CHORUS_BAD_REQUEST', 'consistency must be linearizable or stale');
+    }
+    return consistency;
+  };
+
+  app.get(`${KV_PATH_PREFIX}*`, async (request, reply) => {
+    const key = keyFromUrl(request.url, limits);
+    if (consistencyOf(request) === 'linearizable') await service.readBarrier(deadlineOf(request));
+    const record = service.get(key);
+    if (record === undefined) throw new ChorusError('CHORUS_KEY_NOT_FOUND', `key not found: ${key.length > 200 ? `${key.slice(0, 200)}...` : key}`);
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .header('chorus-revision', String(record.modRevision))
+      .header('chorus-create-revision', String(record.createRevision))
+      .header('chorus-version', String(record.version))
+      .send(Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength));
+  });
+
+  app.get('/v1/kv', async (request, reply) => {
+    const prefix = queryString(request, 'prefix') ?? '';
+    if (prefix !== '') validateKey(prefix, limits);
+    const limitText = queryString(request, 'limit');
+    let limit = LIST_LIMIT_DEFAULT;
+    if (limitText !== undefined) {
+      limit = /^\d{1,6}$/.test(limitText) ? Number(limitText) : 0;
+      if (limit < 1 || limit > LIST_LIMIT_MAX) throw new KvError('CHORUS_BAD_REQUEST', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`);
+    }
+    if (consistencyOf(request) === 'linearizable') await service.readBarrier(deadlineOf(request));
+    const { records, more } = service.range({ prefix, limit });
+    return reply.header('chorus-more', more ? 'true' : 'false').send(records.map(listItemJson));
+  });
+
+  // ------------------------------------------------------------------ transactions
+
+  app.post('/v1/txn', { bodyLimit: options.txnBodyBytesMax }, async (request, reply) => {
+    const command = parseTxnBody(bodyOf(request), limits);
+    return write(request, reply, command, (r) => {
+      if (r.kind !== 'txn') throw new ChorusError('CHORUS_INTERNAL', `a txn applied as ${r.kind}`);
+      return { succeeded: r.succeeded, revision: r.revision, results: r.results.map(txnResultJson) };
+    });
+  });
+
+  // ------------------------------------------------------------------ cluster
+
+  app.get('/v1/cluster', async (request) => {
+    const local = service.clusterView();
+    const scope = queryString(request, 'scope');
+    if (scope === 'local' || local.membersSource === 'leader') return local;
+    const { leaderId, clientAddress } = service.leader();
+    if (leaderId === null || clientAddress === null) return local;
+    // Match and lag live in the leader's progress: ask it, keeping our own term and self.
+    try {
+      const answer = await forwarder.forward(clientAddress, {
+        method: 'GET',
+        url: '/v1/cluster?scope=local',
+        contentType: undefined,
+        body: undefined,
+        hops: 1,
+        timeoutMs: CLUSTER_VIEW_TIMEOUT_MS,
+      });
+      if (answer.status !== 200) return local;
+      const view = JSON.parse(answer.body.toString('utf8')) as ClusterView;
+      if (view.membersSource !== 'leader' || !Array.isArray(view.members)) return local;
+      return { ...local, members: view.members, membersSource: 'leader' } satisfies ClusterView;
+    } catch {
+      return local;
+    }
+  });
+
+  // ------------------------------------------------------------------ test faults
+
+  if (options.enableTestFaults === true && service.setTestFaults !== undefined) {
+    const setFaults = service.setTestFaults.bind(service);
+    app.post('/v1/test/faults', async (request) => {
+      const body = bodyOf(request);
+      let doc: unknown;
+      try {
+        doc = JSON.parse(body?.toString('utf8') ?? '{}');
+      } catch {
+        throw new ChorusError('CHORUS_BAD_JSON', 'the request body is not valid JSON');
+      }
+      const ids = (x: unknown, name: string): string[] | undefined => {
+        if (x === undefined) return undefined;
+        if (!Array.isArray(x) || x.length > FAULT_IDS_MAX || !x.every((v) => typeof v === 'string')) {
+          throw new KvError('CHORUS_BAD_REQUEST', `${name} must be an array of member ids`);
+        }
+        return x as string[];
+      };
+      const d = (doc ?? {}) as Record<string, unknown>;
+      const dropTo = ids(d['dropTo'], 'dropTo');
+      const dropFrom = ids(d['dropFrom'], 'dropFrom');
+      const faults: TestFaults = {
+        isolate: d['isolate'] === true,
+        ...(dropTo === undefined ? {} : { dropTo }),
+        ...(dropFrom === undefined ? {} : { dropFrom }),
+      };
+      setFaults(faults);
+      return { ok: true, faults };
+    });
+  }
+
+  return app;
+}

@@ -1,0 +1,103 @@
+// `chorus start --config FILE`: settings from a JSON file, or from a small YAML subset parsed
+// here (no YAML package is installed). The subset, documented in docs/api.md:
+//   - one `key: value` per line, at the top level only (no nesting, no lists, no anchors);
+//   - `#` starts a comment at the beginning of a line or after whitespace;
+//   - values are integers, true/false, or strings (optionally in single or double quotes;
+//     double-quoted strings take the JSON escapes).
+// Keys may be camelCase (dataDir) or kebab-case (data-dir), as the command-line flags.
+import { readFileSync } from 'node:fs';
+import { ChorusError } from '../node/errors.ts';
+
+export type ConfigValue = string | number | boolean;
+export type ConfigRecord = Record<string, ConfigValue>;
+
+function invalid(file: string, message: string): ChorusError {
+  return new ChorusError('CHORUS_CONFIG_INVALID', `${file}: ${message}`);
+}
+
+export function camelCase(key: string): string {
+  return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function stripComment(line: string): string {
+  let quote: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote !== null) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!))) {
+      return line.slice(0, i);
+    }
+  }
+  return line;
+}
+
+function parseScalar(text: string, file: string, lineNo: number): ConfigValue {
+  const v = text.trim();
+  if (v.startsWith('"')) {
+    try {
+      const parsed: unknown = JSON.parse(v);
+      if (typeof parsed === 'string') return parsed;
+    } catch {
+      // fall through to the error below
+    }
+    throw invalid(file, `line ${lineNo}: bad double-quoted string`);
+  }
+  if (v.startsWith("'")) {
+    if (v.length < 2 || !v.endsWith("'")) throw invalid(file, `line ${lineNo}: unterminated single-quoted string`);
+    return v.slice(1, -1).replace(/''/g, "'");
+  }
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^-?\d+$/.test(v)) return Number(v);
+  if (v === '' || v === '~' || v === 'null') throw invalid(file, `line ${lineNo}: empty values are not supported`);
+  if (/^[[{&*!|>]/.test(v)) throw invalid(file, `line ${lineNo}: only plain scalars are supported (no lists, maps, anchors or block strings)`);
+  return v;
+}
+
+export function parseYamlSubset(text: string, file = 'config'): ConfigRecord {
+  const out: ConfigRecord = {};
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const line = stripComment(lines[i]!);
+    if (line.trim() === '' || line.trim() === '---') continue;
+    if (/^\s/.test(line)) throw invalid(file, `line ${lineNo}: nested values are not supported (top-level key: value only)`);
+    const match = /^([A-Za-z][A-Za-z0-9_-]*)\s*:(?:\s+(.*))?$/.exec(line.trimEnd());
+    if (match === null) throw invalid(file, `line ${lineNo}: expected "key: value"`);
+    const key = camelCase(match[1]!);
+    if (Object.hasOwn(out, key)) throw invalid(file, `line ${lineNo}: ${match[1]} is set twice`);
+    out[key] = parseScalar(match[2] ?? '', file, lineNo);
+  }
+  return out;
+}
+
+export function parseJsonConfig(text: string, file = 'config'): ConfigRecord {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (error) {
+    throw invalid(file, `not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid(file, 'must hold a JSON object');
+  const out: ConfigRecord = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw invalid(file, `${k} must be a string, number or boolean`);
+    out[camelCase(k)] = v;
+  }
+  return out;
+}
+
+/** Reads a config file: JSON when it ends in .json or its text starts with '{', else the YAML subset. */
+export function loadConfigFile(file: string): ConfigRecord {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw invalid(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  return file.endsWith('.json') || text.trimStart().startsWith('{') ? parseJsonConfig(text, file) : parseYamlSubset(text, file);
+}

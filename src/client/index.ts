@@ -1,0 +1,247 @@
+// A typed client of the Chorus HTTP API. It knows several endpoints, sends writes to the leader
+// it last heard of (members name the leader in the chorus-leader-address header), and retries
+// only what is safe to retry:
+//   - a request that could not be delivered (connection refused) goes to the next endpoint;
+//   - a 503 (the write certainly did not happen: no leader, busy, leader changed) is retried on
+//     another endpoint after a short pause, until the deadline;
+//   - a 504, or a connection that failed after the request went out, is an unknown outcome and
+//     is never retried for writes: the caller gets CHORUS_TIMEOUT.
+// It uses the global fetch (undici), which keeps connections alive between requests.
+import type { ClusterView, KvListItem, TxnRequestJson, TxnResponseJson } from '../api/types.ts';
+
+export type { ClusterView, ClusterMember, TxnRequestJson, TxnResponseJson, TxnResultJson, TxnCompareJson, TxnOpJson } from '../api/types.ts';
+
+export class ChorusClientError extends Error {
+  /** The server's code (CHORUS_...), or a client-side one: CHORUS_UNAVAILABLE (no endpoint could
+   * be reached; nothing was delivered), CHORUS_TIMEOUT (deadline passed or the connection broke
+   * after sending: the outcome of a write is unknown). */
+  readonly code: string;
+  /** The HTTP status, or 0 when no response was received. */
+  readonly status: number;
+  readonly endpoint: string | null;
+
+  constructor(code: string, status: number, message: string, endpoint: string | null, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChorusClientError';
+    this.code = code;
+    this.status = status;
+    this.endpoint = endpoint;
+  }
+}
+
+export interface ChorusClientOptions {
+  /** Base URLs ("http://127.0.0.1:8001") or "host:port" strings; a comma-separated string works too. */
+  readonly endpoints: readonly string[] | string;
+  /** Deadline of each operation, retries included (default 10,000 ms). */
+  readonly timeoutMs?: number;
+  /** Pause before retrying after a 503 (default 100 ms, doubling up to 1 s). */
+  readonly retryDelayMs?: number;
+}
+
+export interface GetResult {
+  readonly value: Uint8Array;
+  /** The key's mod revision. */
+  readonly revision: number;
+  readonly createRevision: number;
+  readonly version: number;
+}
+
+export interface ListItem {
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly version: number;
+}
+
+export type Consistency = 'linearizable' | 'stale';
+
+/** 503 codes: the request was not carried out, so it is safe to send again elsewhere. */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set(['CHORUS_NO_LEADER', 'CHORUS_BUSY', 'CHORUS_LEADER_CHANGED', 'CHORUS_STOPPING', 'CHORUS_FATAL']);
+/** Connection errors that happen before any byte of the request left. */
+const NOT_DELIVERED_CAUSES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const LEADER_HEADER = 'chorus-leader-address';
+const RETRY_DELAY_MS_MAX = 1000;
+
+export function normalizeEndpoint(endpoint: string): string {
+  const trimmed = endpoint.trim().replace(/\/+$/, '');
+  return /^https?:\/\//.test(trimmed) ? trimmed : `http://${trimmed}`;
+}
+
+/** Percent-encodes a key for the URL path; '/' stays as is. */
+export function keyPath(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+interface RawResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  readonly endpoint: string;
+}
+
+function causeCode(error: unknown): string | undefined {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+export class ChorusClient {
+  private readonly endpoints: string[];
+  private readonly timeoutMs: number;
+  private readonly retryDelayMs: number;
+  /** Where writes go first: the leader as last reported, else the first endpoint. */
+  private preferred: string;
+
+  constructor(options: ChorusClientOptions) {
+    const list = typeof options.endpoints === 'string' ? options.endpoints.split(',') : [...options.endpoints];
+    this.endpoints = list.map((e) => e.trim()).filter((e) => e !== '').map(normalizeEndpoint);
+    if (this.endpoints.length === 0) throw new TypeError('ChorusClient needs at least one endpoint');
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.retryDelayMs = options.retryDelayMs ?? 100;
+    this.preferred = this.endpoints[0]!;
+  }
+
+  /** The endpoint writes are sent to first. */
+  get leaderEndpoint(): string {
+    return this.preferred;
+  }
+
+  async put(key: string, value: string | Uint8Array): Promise<{ revision: number }> {
+    const res = await this.request('write', 'PUT', `/v1/kv/${keyPath(key)}`, typeof value === 'string' ? new TextEncoder().encode(value) : value, 'application/octet-stream');
+    return this.json(res) as { revision: number };
+  }
+
+  async get(key: string, options: { consistency?: Consistency } = {}): Promise<GetResult | null> {
+    const query = options.consistency === 'stale' ? '?consistency=stale' : '';
+    let res: RawResponse;
+    try {
+      res = await this.request('read', 'GET', `/v1/kv/${keyPath(key)}${query}`);
+    } catch (error) {
+      if (error instanceof ChorusClientError && error.code === 'CHORUS_KEY_NOT_FOUND') return null;
+      throw error;
+    }
+    const header = (name: string): number => Number(res.headers.get(name) ?? '0');
+    return { value: res.body, revision: header('chorus-revision'), createRevision: header('chorus-create-revision'), version: header('chorus-version') };
+  }
+
+  /** The value as UTF-8 text, or null when the key is absent. */
+  async getText(key: string, options: { consistency?: Consistency } = {}): Promise<string | null> {
+    const result = await this.get(key, options);
+    return result === null ? null : new TextDecoder().decode(result.value);
+  }
+
+  async delete(key: string): Promise<{ revision: number; deleted: 0 | 1 }> {
+    const res = await this.request('write', 'DELETE', `/v1/kv/${keyPath(key)}`);
+    return this.json(res) as { revision: number; deleted: 0 | 1 };
+  }
+
+  async list(prefix = '', options: { limit?: number; consistency?: Consistency } = {}): Promise<{ items: ListItem[]; more: boolean }> {
+    const params = new URLSearchParams();
+    if (prefix !== '') params.set('prefix', prefix);
+    if (options.limit !== undefined) params.set('limit', String(options.limit));
+    if (options.consistency === 'stale') params.set('consistency', 'stale');
+    const query = params.size > 0 ? `?${params.toString()}` : '';
+    const res = await this.request('read', 'GET', `/v1/kv${query}`);
+    const items = (this.json(res) as KvListItem[]).map((item) => ({ ...item, value: new Uint8Array(Buffer.from(item.value, 'base64')) }));
+    return { items, more: res.headers.get('chorus-more') === 'true' };
+  }
+
+  async txn(request: TxnRequestJson): Promise<TxnResponseJson> {
+    const res = await this.request('write', 'POST', '/v1/txn', new TextEncoder().encode(JSON.stringify(request)), 'application/json');
+    return this.json(res) as TxnResponseJson;
+  }
+
+  /** The cluster as the first reachable member sees it (members from the leader's view). */
+  async cluster(): Promise<ClusterView> {
+    return this.json(await this.request('read', 'GET', '/v1/cluster')) as ClusterView;
+  }
+
+  /** One member's own view, from a given endpoint (no failover). */
+  async memberView(endpoint: string): Promise<ClusterView> {
+    const res = await this.once(normalizeEndpoint(endpoint), 'GET', '/v1/cluster?scope=local', undefined, undefined, Math.min(this.timeoutMs, 2000));
+    if (res.status !== 200) throw this.errorFrom(res);
+    return this.json(res) as ClusterView;
+  }
+
+  private json(res: RawResponse): unknown {
+    try {
+      return JSON.parse(new TextDecoder().decode(res.body)) as unknown;
+    } catch (cause) {
+      throw new ChorusClientError('CHORUS_BAD_RESPONSE', res.status, 'the server answered with invalid JSON', res.endpoint, { cause });
+    }
+  }
+
+  private errorFrom(res: RawResponse): ChorusClientError {
+    let code = 'CHORUS_HTTP_ERROR';
+    let message = `HTTP ${res.status}`;
+    try {
+      const body = JSON.parse(new TextDecoder().decode(res.body)) as { code?: unknown; message?: unknown };
+      if (typeof body.code === 'string') code = body.code;
+      if (typeof body.message === 'string') message = body.message;
+    } catch {
+      // not our JSON error body; keep the generic code
+    }
+    return new ChorusClientError(code, res.status, message, res.endpoint);
+  }
+
+  private async once(endpoint: string, method: string, path: string, body: Uint8Array | undefined, contentType: string | undefined, timeoutMs: number): Promise<RawResponse> {
+    const headers: Record<string, string> = {};
+    if (contentType !== undefined) headers['content-type'] = contentType;
+    const res = await fetch(`${endpoint}${path}`, { method, body, headers, signal: AbortSignal.timeout(Math.max(1, timeoutMs)) });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return { status: res.status, headers: res.headers, body: bytes, endpoint };
+  }
+
+  private async request(kind: 'read' | 'write', method: string, path: string, body?: Uint8Array, contentType?: string): Promise<RawResponse> {
+    const deadline = Date.now() + this.timeoutMs;
+    const order = [this.preferred, ...this.endpoints.filter((e) => e !== this.preferred)];
+    let lastError: ChorusClientError | null = null;
+    let delayMs = this.retryDelayMs;
+    for (let attempt = 0; ; attempt++) {
+      const endpoint = order[attempt % order.length]!;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      // A full round over every endpoint without success: pause before the next round.
+      if (attempt > 0 && attempt % order.length === 0) {
+        await sleep(Math.min(delayMs, Math.max(0, deadline - Date.now())));
+        delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS_MAX);
+        if (Date.now() >= deadline) break;
+      }
+      let res: RawResponse;
+      try {
+        res = await this.once(endpoint, method, path, body, contentType, deadline - Date.now());
+      } catch (error) {
+        const cause = causeCode(error);
+        const delivered = cause === undefined || !NOT_DELIVERED_CAUSES.has(cause);
+        if (kind === 'write' && delivered) {
+          throw new ChorusClientError('CHORUS_TIMEOUT', 0, `the request to ${endpoint} failed after it was sent (${cause ?? (error as Error).name}); the outcome is unknown`, endpoint, { cause: error });
+        }
+        lastError = new ChorusClientError('CHORUS_UNAVAILABLE', 0, `${endpoint} is unreachable (${cause ?? (error as Error).message})`, endpoint, { cause: error });
+        continue;
+      }
+      if (res.status >= 200 && res.status < 300) {
+        if (kind === 'write') {
+          const leader = res.headers.get(LEADER_HEADER);
+          if (leader !== null && leader !== '') this.preferred = normalizeEndpoint(leader);
+        }
+        return res;
+      }
+      const error = this.errorFrom(res);
+      if (res.status === 503 && RETRYABLE_CODES.has(error.code)) {
+        lastError = error;
+        continue;
+      }
+      throw error;
+    }
+    throw lastError ?? new ChorusClientError('CHORUS_TIMEOUT', 0, 'the deadline passed before any endpoint answered', null);
+  }
+}

@@ -1,0 +1,113 @@
+// A MemberService without Raft for the API tests: writes apply at once to an in-memory SQLite
+// state machine (real results, real validation), and every behaviour can be overridden.
+import { performance } from 'node:perf_hooks';
+import type { TestContext } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { createApiServer } from '../../src/api/server.ts';
+import type { ApiOptions } from '../../src/api/server.ts';
+import type { MemberService } from '../../src/api/service.ts';
+import type { ClusterView, Readiness, TestFaults } from '../../src/api/types.ts';
+import { encodeCommand, resolveLimits } from '../../src/kv/commands.ts';
+import type { Command, KvLimits } from '../../src/kv/commands.ts';
+import { SqliteStateMachine } from '../../src/kv/sqlite-state-machine.ts';
+import type { ApplyResult, KvRecord, RangeOptions, RangeResult } from '../../src/kv/sqlite-state-machine.ts';
+import { ChorusError, NotLeaderError } from '../../src/node/errors.ts';
+
+export class FakeService implements MemberService {
+  readonly id: string;
+  readonly limits: KvLimits;
+  readonly commandBytesMax = 256 * 1024;
+  readonly sm = SqliteStateMachine.open(':memory:');
+  private index = 0;
+  /** null: this member leads. Otherwise the leader's id (or null inside) for NotLeaderError. */
+  notLeader: { leaderId: string | null } | null = null;
+  leaderAddress: string | null = null;
+  barrierCalls = 0;
+  proposeCalls = 0;
+  faults: TestFaults | null = null;
+  /** Overrides propose (after the not-leader check). */
+  proposeHook: ((command: Command) => Promise<ApplyResult>) | null = null;
+  barrierHook: (() => Promise<void>) | null = null;
+  readinessValue: Readiness = { ready: true, leaderId: 'n1', commitIndex: 0, appliedIndex: 0 };
+
+  constructor(id = 'n1', limits: Partial<KvLimits> = { valueBytesMax: 1024 }) {
+    this.id = id;
+    this.limits = resolveLimits(limits);
+  }
+
+  nowMs(): number {
+    return performance.now();
+  }
+
+  async propose(command: Command): Promise<ApplyResult> {
+    this.proposeCalls++;
+    if (this.notLeader !== null) throw new NotLeaderError(this.notLeader.leaderId);
+    if (this.proposeHook !== null) return this.proposeHook(command);
+    this.index++;
+    const [result] = this.sm.applyBatch([{ index: this.index, type: 'normal', data: encodeCommand(command) }]);
+    if (result === undefined) throw new Error('no result');
+    if (result.kind === 'error') throw new ChorusError(result.code, result.message);
+    return result;
+  }
+
+  async readBarrier(): Promise<void> {
+    this.barrierCalls++;
+    if (this.barrierHook !== null) await this.barrierHook();
+  }
+
+  get(key: string): KvRecord | undefined {
+    return this.sm.get(key);
+  }
+
+  range(options: RangeOptions): RangeResult {
+    return this.sm.range(options);
+  }
+
+  leader(): { leaderId: string | null; clientAddress: string | null } {
+    if (this.notLeader === null) return { leaderId: this.id, clientAddress: this.leaderAddress };
+    return { leaderId: this.notLeader.leaderId, clientAddress: this.leaderAddress };
+  }
+
+  clusterView(): ClusterView {
+    const leads = this.notLeader === null;
+    return {
+      clusterId: 'c1',
+      term: 3,
+      leaderId: leads ? this.id : this.notLeader!.leaderId,
+      self: { id: this.id, role: leads ? 'leader' : 'follower', commitIndex: this.index, appliedIndex: this.index, lastIndex: this.index, snapshotIndex: 0, clientAddress: null, peerAddress: null },
+      members: [{ id: this.id, peerAddress: null, clientAddress: null, role: leads ? 'leader' : 'follower', voter: true, reachable: true, matchIndex: leads ? this.index : null, lagEntries: leads ? 0 : null }],
+      membersSource: leads ? 'leader' : 'local',
+    };
+  }
+
+  readiness(): Readiness {
+    return this.readinessValue;
+  }
+
+  setTestFaults(faults: TestFaults): void {
+    this.faults = faults;
+  }
+}
+
+export const API_OPTIONS: ApiOptions = {
+  requestTimeoutMs: 2000,
+  forwardHopsMax: 2,
+  forwardsPendingMax: 8,
+  txnBodyBytesMax: 8 * 1024,
+};
+
+/** An API server on a fake member, closed when the test ends. */
+export function apiFor(t: TestContext, service: FakeService, options: Partial<ApiOptions> = {}): FastifyInstance {
+  const app = createApiServer(service, { ...API_OPTIONS, ...options });
+  t.after(() => app.close());
+  return app;
+}
+
+/** The same, listening on 127.0.0.1; returns its "host:port". */
+export async function listening(t: TestContext, service: FakeService, options: Partial<ApiOptions> = {}): Promise<{ app: FastifyInstance; address: string }> {
+  const app = apiFor(t, service, options);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  return { app, address: `127.0.0.1:${address.port}` };
+}

@@ -1,0 +1,159 @@
+// Shared fixtures for in-process member tests: free ports on 127.0.0.1, temporary data
+// directories, clusters of ChorusNode in this process, polling for conditions.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { ChorusNode } from '../../src/node/chorus-node.ts';
+import type { ChorusNodeConfig } from '../../src/node/config.ts';
+import { createJsonLogger } from '../../src/node/logger.ts';
+import type { Logger } from '../../src/node/logger.ts';
+
+export const HOST = '127.0.0.1';
+
+/** Ports that were free a moment ago: all are held open together, then released. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, HOST, () => resolve());
+      });
+      servers.push(server);
+    }
+    return servers.map((s) => (s.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+export async function tempDir(t: TestContext, prefix = 'chorus-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` until it holds; fails after `timeoutMs` (a generous bound, not a measurement). */
+export async function waitFor<T>(condition: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value !== undefined && value !== null && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for: ${what}${lastError === undefined ? '' : ` (last error: ${String(lastError)})`}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** Logs to stderr only when CHORUS_TEST_LOGS is set (keeps test output readable). */
+export function testLogger(id: string): Logger {
+  const level = process.env['CHORUS_TEST_LOGS'];
+  return createJsonLogger({ level: level === 'debug' ? 'debug' : 'info', base: { member: id }, write: level === undefined ? () => {} : undefined });
+}
+
+export interface ClusterSpec {
+  readonly ids: readonly string[];
+  readonly dirs: ReadonlyMap<string, string>;
+  readonly peerPorts: ReadonlyMap<string, number>;
+  readonly clientPorts: ReadonlyMap<string, number>;
+  readonly initialCluster: string;
+}
+
+export async function clusterSpec(t: TestContext, size: number): Promise<ClusterSpec> {
+  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+  const ports = await freePorts(size * 2);
+  const base = await tempDir(t);
+  const peerPorts = new Map(ids.map((id, i) => [id, ports[i]!]));
+  const clientPorts = new Map(ids.map((id, i) => [id, ports[size + i]!]));
+  const dirs = new Map(ids.map((id) => [id, join(base, id)]));
+  const initialCluster = ids.map((id) => `${id}=${HOST}:${peerPorts.get(id)!}`).join(',');
+  return { ids, dirs, peerPorts, clientPorts, initialCluster };
+}
+
+export type NodeOverrides = Partial<Omit<ChorusNodeConfig, 'id' | 'dataDir' | 'listenClient' | 'listenPeer' | 'initialCluster'>>;
+
+export function memberConfig(spec: ClusterSpec, id: string, overrides: NodeOverrides = {}): ChorusNodeConfig {
+  return {
+    id,
+    dataDir: spec.dirs.get(id)!,
+    listenClient: `${HOST}:${spec.clientPorts.get(id)!}`,
+    listenPeer: `${HOST}:${spec.peerPorts.get(id)!}`,
+    initialCluster: spec.initialCluster,
+    tickMs: 20,
+    electionTicks: 10,
+    logger: testLogger(id),
+    ...overrides,
+  };
+}
+
+export class TestCluster {
+  readonly nodes = new Map<string, ChorusNode>();
+
+  constructor(readonly spec: ClusterSpec, private readonly overrides: NodeOverrides) {}
+
+  async start(id: string, overrides: NodeOverrides = {}): Promise<ChorusNode> {
+    const node = await ChorusNode.start(memberConfig(this.spec, id, { ...this.overrides, ...overrides }));
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  async stop(id: string): Promise<void> {
+    const node = this.nodes.get(id);
+    this.nodes.delete(id);
+    await node?.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.nodes.keys()].map((id) => this.stop(id)));
+  }
+
+  node(id: string): ChorusNode {
+    const node = this.nodes.get(id);
+    if (node === undefined) throw new Error(`${id} is not running`);
+    return node;
+  }
+
+  /** The running member that leads, once every running member agrees on it. */
+  async leader(timeoutMs = 20_000): Promise<ChorusNode> {
+    return waitFor(() => {
+      const running = [...this.nodes.values()];
+      const leaders = running.filter((n) => n.debugState().role === 'leader');
+      if (leaders.length !== 1) return undefined;
+      const leader = leaders[0]!;
+      return running.every((n) => n.debugState().leaderId === leader.id) ? leader : undefined;
+    }, 'a leader known to every running member', timeoutMs);
+  }
+
+  followers(leader: ChorusNode): ChorusNode[] {
+    return [...this.nodes.values()].filter((n) => n !== leader);
+  }
+}
+
+/** Starts a cluster in this process; every member is stopped when the test ends. */
+export async function startCluster(t: TestContext, size: number, overrides: NodeOverrides = {}): Promise<TestCluster> {
+  const spec = await clusterSpec(t, size);
+  const cluster = new TestCluster(spec, overrides);
+  t.after(() => cluster.stopAll());
+  await Promise.all(spec.ids.map((id) => cluster.start(id)));
+  return cluster;
+}
+
+export async function http(method: string, url: string, body?: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string; json: () => unknown }> {
+  const res = await fetch(url, { method, body, headers });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as unknown };
+}
