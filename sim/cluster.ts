@@ -502,7 +502,8 @@ export class Simulation {
     let retainFromIndex = applied + 1;
     if (this.config.walKeepEntries > 0) {
       let neededFrom = applied + 1;
-      for (const pr of raft.status().progress.values()) neededFrom = Math.min(neededFrom, pr.match + 1);
+      // An append to a follower at `match` needs the entry at match too (its prevTerm).
+      for (const pr of raft.status().progress.values()) neededFrom = Math.min(neededFrom, Math.max(1, pr.match));
       retainFromIndex = Math.max(neededFrom, applied + 1 - this.config.walKeepEntries, raft.log.firstIndex());
     }
     // The snapshot is durable before the log prefix goes (the real driver does the same).

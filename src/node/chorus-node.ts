@@ -271,13 +271,8 @@ export class ChorusNode implements MemberService {
     this.tickTimer = null;
     if (this.state !== 'running') return;
     const now = performance.now();
-    // One tick per timer: after a stall (GC, a slow disk holding the loop) time the core did not
-    // see is dropped rather than replayed as a burst, which would start elections before the
-    // messages that piled up meanwhile were read. Dropping time only delays timeouts.
-    this.nextTickAtMs += this.config.tickMs;
-    if (this.nextTickAtMs <= now) this.nextTickAtMs = now + this.config.tickMs;
     try {
-      this.raft.tick();
+      this.catchUpTicks(now);
     } catch (error) {
       this.fatal(error);
       return;
@@ -286,6 +281,23 @@ export class ChorusNode implements MemberService {
     this.retryReads();
     this.schedulePump();
     this.armTick();
+  }
+
+  /**
+   * Feeds the core every tick that fell due by `now`. After a stall (GC, SIGSTOP, a long
+   * synchronous apply) the time that passed must reach the core before it decides anything
+   * time-bound: a leader that slept through its lease would otherwise wake up still trusting
+   * it (the simulator found exactly this). Replaying is bounded: past a few election timeouts
+   * more ticks change nothing. A follower may then campaign before reading the heartbeats that
+   * piled up meanwhile; pre-vote keeps that from disturbing a live leader.
+   */
+  private catchUpTicks(now: number): void {
+    const tickMs = this.config.tickMs;
+    if (this.nextTickAtMs > now) return;
+    const due = Math.floor((now - this.nextTickAtMs) / tickMs) + 1;
+    this.nextTickAtMs += due * tickMs;
+    const replay = Math.min(due, 4 * this.config.electionTicks);
+    for (let i = 0; i < replay; i++) this.raft.tick();
   }
 
   private schedulePump(): void {

@@ -193,7 +193,9 @@ export class Raft {
 
   // Follower state.
   private incomingSnapshot: IncomingSnapshot | null = null;
-  private forwardedReads = new Set<string>();
+  /** Reads forwarded to the leader, with the tick they left at (oldest first). A reply may be
+   * lost, so they expire after two election timeouts and the driver may retry them. */
+  private forwardedReads = new Map<string, number>();
   private snapshotToInstall: Snapshot | null = null;
   private snapshotKeepsLog = false;
 
@@ -313,7 +315,7 @@ export class Raft {
       if (this.forwardedReads.size >= this.readsPendingMax) {
         this.readFailures.push({ readId, reason: 'dropped', leaderId: this.leaderId });
       } else {
-        this.forwardedReads.add(readId);
+        this.forwardedReads.set(readId, this.tickNow);
         this.send({ type: 'ReadIndex', from: this.id, to: this.leaderId, term: this.term, readId }, 'before');
       }
     } else {
@@ -589,6 +591,11 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
+    for (const [readId, sentTick] of this.forwardedReads) {
+      if (this.tickNow - sentTick < 2 * this.electionTicks) break;
+      this.forwardedReads.delete(readId);
+      this.readFailures.push({ readId, reason: 'expired', leaderId: this.leaderId });
+    }
     if (this.electionElapsed >= this.randomizedElectionTicks && this.isPromotable()) {
       this.campaign();
     } else if (this.electionElapsed >= this.randomizedElectionTicks) {
@@ -921,6 +928,12 @@ export class Raft {
       if (pr.state === 'snapshot') return;
       if (pr.state === 'replicate' && m.index <= pr.match) return;
       if (pr.state === 'probe' && m.index !== pr.next - 1) return;
+      if (m.conflictTerm === 0 && m.conflictIndex <= pr.match) {
+        // The follower's log ends before what it acknowledged: it lost durable entries (a disk
+        // that lied about fsync, files cut by hand). Raft assumes this never happens; repair it
+        // anyway by forgetting the match, rather than probing the same index forever.
+        pr.match = m.conflictIndex - 1;
+      }
       let next = m.conflictIndex;
       if (m.conflictTerm > 0) {
         const lastOfTerm = this.lastIndexOfTerm(m.conflictTerm, Math.min(m.index, this.log.lastIndex()));
@@ -1186,7 +1199,7 @@ export class Raft {
   }
 
   private failForwardedReads(): void {
-    for (const readId of this.forwardedReads) this.readFailures.push({ readId, reason: 'not-leader', leaderId: null });
+    for (const readId of this.forwardedReads.keys()) this.readFailures.push({ readId, reason: 'not-leader', leaderId: null });
     this.forwardedReads.clear();
   }
 

@@ -171,7 +171,9 @@ export interface ReadState {
 /** A read the core could not confirm, with the reason, so the driver can fail it at once. */
 export interface ReadFailure {
   readonly readId: string;
-  readonly reason: 'not-leader' | 'stepped-down' | 'dropped';
+  /** not-leader: no leader known, or it changed; stepped-down: this leader lost its role;
+   * dropped: too many reads pending; expired: a forwarded read got no answer in time. */
+  readonly reason: 'not-leader' | 'stepped-down' | 'dropped' | 'expired';
   readonly leaderId: NodeId | null;
 }
 
