@@ -4,12 +4,16 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
+// Usage: node scripts/run-tests.mjs [folders...] [--exclude=folder] [--test-concurrency=N ...]
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const passThrough = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const excluded = process.argv.slice(2).filter((a) => a.startsWith('--exclude=')).map((a) => a.slice('--exclude='.length).replace(/\/$/, ''));
+const passThrough = process.argv.slice(2).filter((a) => a.startsWith('--') && !a.startsWith('--exclude='));
+const concurrency = passThrough.some((a) => a.startsWith('--test-concurrency')) ? [] : ['--test-concurrency=2'];
 const files = [];
 function walk(dir) {
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
+    if (excluded.includes(path)) continue;
     if (statSync(path).isDirectory()) walk(path);
     else if (name.endsWith('.test.ts')) files.push(path);
   }
@@ -21,7 +25,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...passThrough, ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', ...concurrency, ...passThrough, ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

@@ -93,7 +93,7 @@ export function memberConfig(spec: ClusterSpec, id: string, overrides: NodeOverr
     listenClient: `${HOST}:${spec.clientPorts.get(id)!}`,
     listenPeer: `${HOST}:${spec.peerPorts.get(id)!}`,
     initialCluster: spec.initialCluster,
-    tickMs: 20,
+    tickMs: 50, // generous: CI shares two cores among three members and the test runner
     electionTicks: 10,
     logger: testLogger(id),
     ...overrides,
