@@ -153,7 +153,8 @@ export async function startCluster(t: TestContext, size: number, overrides: Node
 }
 
 export async function http(method: string, url: string, body?: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string; json: () => unknown }> {
-  const res = await fetch(url, { method, body, headers });
+  // A deadline on every request: a hung member fails the test instead of stalling the run.
+  const res = await fetch(url, { method, body, headers, signal: AbortSignal.timeout(30_000) });
   const text = await res.text();
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as unknown };
 }
