@@ -1,5 +1,6 @@
 // The one place where error codes become HTTP statuses. Every error response is
 // {"code":"CHORUS_...","message":"..."}.
+import { PolicyError } from '../core/policy/replication-policy.ts';
 import { KvError } from '../kv/errors.ts';
 import { ChorusError } from '../node/errors.ts';
 import type { ChorusErrorCode } from '../node/errors.ts';
@@ -12,18 +13,28 @@ const STATUS_BY_CODE: Readonly<Record<ChorusErrorCode, number>> = {
   CHORUS_LEADER_CHANGED: 503,
   CHORUS_STOPPING: 503,
   CHORUS_FATAL: 503,
+  // A read this member cannot serve fresh enough: nothing was read, another member may serve it.
+  CHORUS_TOO_STALE: 503,
   // Outcome unknown.
   CHORUS_TIMEOUT: 504,
+  // Committed, but the synchronous standbys did not confirm it in time: the guarantee asked for
+  // is unknown (the standbys may still confirm it).
+  CHORUS_SYNC_STANDBY_TIMEOUT: 504,
   // Bad input: the member keeps serving.
   CHORUS_BAD_KEY: 400,
   CHORUS_BAD_REQUEST: 400,
   CHORUS_BAD_JSON: 400,
   CHORUS_BAD_COMMAND: 400,
+  CHORUS_BAD_CONFIG: 400,
   CHORUS_KEY_TOO_LARGE: 413,
   CHORUS_VALUE_TOO_LARGE: 413,
   CHORUS_REQUEST_TOO_LARGE: 413,
   CHORUS_KEY_NOT_FOUND: 404,
   CHORUS_NOT_FOUND: 404,
+  CHORUS_MEMBER_NOT_FOUND: 404,
+  // The cluster's membership forbids the change; nothing was done.
+  CHORUS_MEMBER_EXISTS: 409,
+  CHORUS_MEMBER_CHANGE_INVALID: 409,
   CHORUS_FORBIDDEN: 403,
   // Server-side faults.
   CHORUS_CONFIG_INVALID: 500,
@@ -65,7 +76,7 @@ function fromFramework(code: string, message: string, method: string, statusCode
 /** Maps anything thrown while serving a request to a status and a JSON body. `internal` is
  * true when the error is a bug or server fault worth logging. */
 export function errorResponse(error: unknown, method: string): ErrorResponse & { readonly internal: boolean } {
-  if (error instanceof ChorusError || error instanceof KvError) {
+  if (error instanceof ChorusError || error instanceof KvError || error instanceof PolicyError) {
     const status = httpStatusOf(error.code);
     return { status, body: { code: error.code, message: error.message }, internal: status === 500 };
   }

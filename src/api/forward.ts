@@ -11,6 +11,8 @@ export const HOPS_HEADER = 'chorus-hops';
 export const TIMEOUT_HEADER = 'chorus-timeout-ms';
 /** The client address of the member that served a write (the leader): clients go there next. */
 export const LEADER_HEADER = 'chorus-leader-address';
+/** The commit level of a write, as an alternative to ?commit= (forwarded with the request). */
+export const COMMIT_HEADER = 'chorus-commit';
 
 /** Headers copied from the leader's answer into ours. */
 const RELAYED_HEADERS = ['content-type', 'chorus-revision', 'chorus-create-revision', 'chorus-version', LEADER_HEADER, 'chorus-more'];
@@ -23,6 +25,8 @@ export interface ForwardRequest {
   readonly body: Buffer | undefined;
   readonly hops: number;
   readonly timeoutMs: number;
+  /** Request headers carried to the leader besides the hop count and deadline. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface ForwardResponse {
@@ -68,6 +72,7 @@ export class Forwarder {
     this.pending++;
     return new Promise<ForwardResponse>((resolve, reject) => {
       const headers: Record<string, string | number> = {
+        ...req.headers,
         [HOPS_HEADER]: req.hops,
         [TIMEOUT_HEADER]: Math.max(1, Math.floor(req.timeoutMs)),
         'content-length': req.body?.length ?? 0,

@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import { validateCommand, validateKey } from '../kv/commands.ts';
 import type { Command } from '../kv/commands.ts';
 import { KvError } from '../kv/errors.ts';
@@ -10,11 +11,12 @@ import type { ApplyResult } from '../kv/sqlite-state-machine.ts';
 import { ChorusError, NotLeaderError } from '../node/errors.ts';
 import { silentLogger } from '../node/logger.ts';
 import type { Logger } from '../node/logger.ts';
+import { canonicalStandbyNames, parseCommitLevel } from '../node/replication.ts';
 import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, txnResultJson } from './codec.ts';
 import { errorResponse } from './errors.ts';
-import { Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
+import { COMMIT_HEADER, Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
 import type { ForwardResponse } from './forward.ts';
-import type { MemberService } from './service.ts';
+import type { MemberService, ReplicationPatch } from './service.ts';
 import type { ClusterView, TestFaults } from './types.ts';
 
 export interface ApiOptions {
@@ -51,6 +53,64 @@ function queryString(request: FastifyRequest, name: string): string | undefined 
 
 function bodyOf(request: FastifyRequest): Buffer | undefined {
   return request.body instanceof Buffer ? request.body : undefined;
+}
+
+/** The body as a JSON object ({} when empty). */
+function jsonObjectBody(request: FastifyRequest): Record<string, unknown> {
+  const body = bodyOf(request);
+  if (body === undefined || body.length === 0) return {};
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ChorusError('CHORUS_BAD_JSON', 'the request body is not valid JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new KvError('CHORUS_BAD_REQUEST', 'the request body must be a JSON object');
+  return doc as Record<string, unknown>;
+}
+
+/** A non-negative integer query parameter, or undefined when absent. */
+function queryInt(request: FastifyRequest, name: string): number | undefined {
+  const text = queryString(request, name);
+  if (text === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(text) || !Number.isSafeInteger(Number(text))) throw new KvError('CHORUS_BAD_REQUEST', `${name} must be a non-negative integer`);
+  return Number(text);
+}
+
+/** The commit level asked for (?commit= or the chorus-commit header), or undefined for the
+ * cluster default. An unknown level is CHORUS_BAD_CONFIG, as anywhere a level is parsed. */
+function commitLevelOf(request: FastifyRequest): SynchronousCommit | undefined {
+  const fromQuery = queryString(request, 'commit');
+  const header = request.headers[COMMIT_HEADER];
+  if (Array.isArray(header)) throw new KvError('CHORUS_BAD_REQUEST', `the ${COMMIT_HEADER} header must be given once`);
+  if (fromQuery !== undefined && header !== undefined && fromQuery !== header) {
+    throw new KvError('CHORUS_BAD_REQUEST', `?commit=${fromQuery} and ${COMMIT_HEADER}: ${header} disagree`);
+  }
+  const text = fromQuery ?? header;
+  return text === undefined ? undefined : parseCommitLevel(text);
+}
+
+type Consistency = 'linearizable' | 'lease' | 'stale';
+
+interface ReadOptions {
+  readonly consistency: Consistency;
+  readonly maxStalenessMs: number | undefined;
+  readonly minRevision: number | undefined;
+}
+
+function readOptionsOf(request: FastifyRequest): ReadOptions {
+  const given = queryString(request, 'consistency');
+  if (given !== undefined && given !== 'linearizable' && given !== 'lease' && given !== 'stale') {
+    throw new KvError('CHORUS_BAD_REQUEST', 'consistency must be linearizable, lease or stale');
+  }
+  const maxStalenessMs = queryInt(request, 'max_staleness_ms');
+  const minRevision = queryInt(request, 'min_revision');
+  const local = maxStalenessMs !== undefined || minRevision !== undefined;
+  if (local && given !== undefined && given !== 'stale') {
+    // Both bound what a member serves from its own state; a linearizable read needs neither.
+    throw new KvError('CHORUS_BAD_REQUEST', 'max_staleness_ms and min_revision go with consistency=stale (the default when they are given)');
+  }
+  return { consistency: given ?? (local ? 'stale' : 'linearizable'), maxStalenessMs, minRevision };
 }
 
 function sendForwarded(reply: FastifyReply, answer: ForwardResponse): FastifyReply {
@@ -114,20 +174,38 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
     return service.nowMs() + timeoutMs;
   };
 
-  /** Proposes `command` here, or forwards the request to the leader. */
-  const write = async (request: FastifyRequest, reply: FastifyReply, command: Command, answer: (result: ApplyResult) => unknown): Promise<unknown> => {
+  /** Proposes `command` here, or forwards the request to the leader. The answer says whether
+   * the write is committed: at off and local it is only appended (or durable) at the leader, has
+   * no state-machine result yet, and may still be lost. */
+  const write = async (request: FastifyRequest, reply: FastifyReply, command: Command, answer: (result: ApplyResult) => Record<string, unknown>): Promise<unknown> => {
     validateCommand(command, limits);
+    const level = commitLevelOf(request);
+    if (command.kind === 'txn' && (level === 'off' || level === 'local')) {
+      throw new KvError('CHORUS_BAD_REQUEST', `a transaction cannot be acknowledged at commit level ${level}: its result (did the comparisons hold, what the gets saw) exists only once it is committed; use on or remote_apply`);
+    }
     const deadlineMs = deadlineOf(request);
-    let result: ApplyResult;
+    let ack;
     try {
-      result = await service.propose(command, deadlineMs);
+      ack = await service.propose(command, deadlineMs, level === undefined ? {} : { level });
     } catch (error) {
       if (!(error instanceof NotLeaderError)) throw error;
       return forward(request, reply, error.leaderId, deadlineMs);
     }
     const leader = service.leader().clientAddress;
     if (leader !== null) reply.header(LEADER_HEADER, leader);
-    return answer(result);
+    if (!ack.committed) return { revision: ack.revision, committed: false };
+    return { ...answer(ack.result), committed: true };
+  };
+
+  /** Runs a leader-only operation here, or forwards the request to the leader. */
+  const leaderOnly = async (request: FastifyRequest, reply: FastifyReply, operation: (deadlineMs: number) => Promise<unknown>): Promise<unknown> => {
+    const deadlineMs = deadlineOf(request);
+    try {
+      return await operation(deadlineMs);
+    } catch (error) {
+      if (!(error instanceof NotLeaderError)) throw error;
+      return forward(request, reply, error.leaderId, deadlineMs);
+    }
   };
 
   const forward = async (request: FastifyRequest, reply: FastifyReply, leaderId: string | null, deadlineMs: number): Promise<FastifyReply> => {
@@ -138,6 +216,7 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
     }
     const address = service.leader().clientAddress;
     if (address === null) throw new ChorusError('CHORUS_NO_LEADER', `the client address of leader ${leaderId} is not known yet; retry later`);
+    const commit = request.headers[COMMIT_HEADER];
     const answer = await forwarder.forward(address, {
       method: request.method,
       url: request.url,
@@ -145,6 +224,7 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
       body: bodyOf(request),
       hops: hops + 1,
       timeoutMs: Math.max(1, deadlineMs - service.nowMs()),
+      ...(typeof commit === 'string' ? { headers: { [COMMIT_HEADER]: commit } } : {}),
     });
     return sendForwarded(reply, answer);
   };
@@ -156,6 +236,23 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
   app.get('/readyz', async (_request, reply) => {
     const readiness = service.readiness();
     return reply.code(readiness.ready ? 200 : 503).send({ id: service.id, ...readiness });
+  });
+
+  // Load-balancer checks in the manner of Patroni: 200 only where the role matches.
+  app.get('/primary', async (_request, reply) => {
+    const health = service.replicaHealth();
+    const ok = health.role === 'leader';
+    return reply.code(ok ? 200 : 503).send({ ...health, ...(ok ? {} : { reason: `this member is a ${health.role}` }) });
+  });
+
+  app.get('/replica', async (request, reply) => {
+    const lagMax = queryInt(request, 'lag');
+    const health = service.replicaHealth();
+    let reason: string | null = null;
+    if (health.role !== 'follower' && health.role !== 'learner') reason = `this member is a ${health.role}`;
+    else if (health.lagEntries === null) reason = 'no recent contact with a leader';
+    else if (lagMax !== undefined && health.lagEntries > lagMax) reason = `${health.lagEntries} entries behind (lag=${lagMax})`;
+    return reply.code(reason === null ? 200 : 503).send({ ...health, ...(reason === null ? {} : { reason }) });
   });
 
   // ------------------------------------------------------------------ keys
@@ -171,17 +268,25 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
     return write(request, reply, { kind: 'delete', key }, (r) => ({ revision: r.revision, deleted: r.kind === 'delete' ? r.deleted : 0 }));
   });
 
-  const consistencyOf = (request: FastifyRequest): 'linearizable' | 'stale' => {
-    const consistency = queryString(request, 'consistency') ?? 'linearizable';
-    if (consistency !== 'linearizable' && consistency !== 'stale') {
-      throw new KvError('CHORUS_BAD_REQUEST', 'consistency must be linearizable or stale');
+  /** Waits until this member may serve the read (see docs/replication.md for each level). */
+  const prepareRead = async (request: FastifyRequest): Promise<void> => {
+    const options = readOptionsOf(request);
+    if (options.consistency === 'linearizable') return service.readBarrier(deadlineOf(request), 'quorum');
+    if (options.consistency === 'lease') return service.readBarrier(deadlineOf(request), 'lease');
+    if (options.minRevision !== undefined) await service.waitForApplied(options.minRevision, deadlineOf(request));
+    if (options.maxStalenessMs !== undefined) {
+      const boundMs = service.stalenessBoundMs();
+      if (boundMs > options.maxStalenessMs) {
+        throw new ChorusError('CHORUS_TOO_STALE', Number.isFinite(boundMs)
+          ? `member ${service.id} can only show its state is at most ${Math.ceil(boundMs)} ms old, more than max_staleness_ms=${options.maxStalenessMs}; nothing was read, try another member or the leader`
+          : `member ${service.id} cannot show how stale its state is (no recent attested heartbeat from a leader that it has applied); nothing was read, try another member or the leader`);
+      }
     }
-    return consistency;
   };
 
   app.get(`${KV_PATH_PREFIX}*`, async (request, reply) => {
     const key = keyFromUrl(request.url, limits);
-    if (consistencyOf(request) === 'linearizable') await service.readBarrier(deadlineOf(request));
+    await prepareRead(request);
     const record = service.get(key);
     if (record === undefined) throw new ChorusError('CHORUS_KEY_NOT_FOUND', `key not found: ${key.length > 200 ? `${key.slice(0, 200)}...` : key}`);
     return reply
@@ -201,7 +306,7 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
       limit = /^\d{1,6}$/.test(limitText) ? Number(limitText) : 0;
       if (limit < 1 || limit > LIST_LIMIT_MAX) throw new KvError('CHORUS_BAD_REQUEST', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`);
     }
-    if (consistencyOf(request) === 'linearizable') await service.readBarrier(deadlineOf(request));
+    await prepareRead(request);
     const { records, more } = service.range({ prefix, limit });
     return reply.header('chorus-more', more ? 'true' : 'false').send(records.map(listItemJson));
   });
@@ -237,10 +342,66 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
       if (answer.status !== 200) return local;
       const view = JSON.parse(answer.body.toString('utf8')) as ClusterView;
       if (view.membersSource !== 'leader' || !Array.isArray(view.members)) return local;
-      return { ...local, members: view.members, membersSource: 'leader' } satisfies ClusterView;
+      return { ...local, members: view.members, membersSource: 'leader', replication: view.replication ?? local.replication } satisfies ClusterView;
     } catch {
       return local;
     }
+  });
+
+  // ------------------------------------------------------------------ replication settings
+
+  app.get('/v1/config/replication', async () => service.replicationConfig());
+
+  app.put('/v1/config/replication', async (request, reply) => {
+    const doc = jsonObjectBody(request);
+    for (const name of Object.keys(doc)) {
+      if (name !== 'synchronous_commit' && name !== 'synchronous_standby_names') {
+        throw new KvError('CHORUS_BAD_REQUEST', `unknown setting ${JSON.stringify(name)}: expected synchronous_commit and/or synchronous_standby_names`);
+      }
+    }
+    const level = doc['synchronous_commit'];
+    const names = doc['synchronous_standby_names'];
+    if (level !== undefined && typeof level !== 'string') throw new KvError('CHORUS_BAD_CONFIG', 'synchronous_commit must be a string');
+    if (names !== undefined && typeof names !== 'string') throw new KvError('CHORUS_BAD_CONFIG', 'synchronous_standby_names must be a string');
+    const patch: ReplicationPatch = {
+      ...(level === undefined ? {} : { synchronousCommit: parseCommitLevel(level) }),
+      ...(names === undefined ? {} : { synchronousStandbyNames: canonicalStandbyNames(names) }),
+    };
+    return leaderOnly(request, reply, (deadlineMs) => service.setReplicationConfig(patch, deadlineMs));
+  });
+
+  // ------------------------------------------------------------------ membership and switchover
+
+  const memberIdParam = (request: FastifyRequest): string => {
+    const id = (request.params as { id?: unknown }).id;
+    if (typeof id !== 'string' || id === '') throw new KvError('CHORUS_BAD_REQUEST', 'a member id is required');
+    return id;
+  };
+
+  app.post('/v1/members', async (request, reply) => {
+    const doc = jsonObjectBody(request);
+    const { id, peerAddress, learner } = doc;
+    if (typeof id !== 'string') throw new KvError('CHORUS_BAD_REQUEST', 'id (a string) is required');
+    if (typeof peerAddress !== 'string') throw new KvError('CHORUS_BAD_REQUEST', 'peerAddress (host:port) is required');
+    if (learner !== undefined && typeof learner !== 'boolean') throw new KvError('CHORUS_BAD_REQUEST', 'learner must be true or false');
+    return leaderOnly(request, reply, (deadlineMs) => service.addMember({ id, peerAddress, learner: learner === true }, deadlineMs));
+  });
+
+  app.post('/v1/members/:id/promote', async (request, reply) => {
+    const id = memberIdParam(request);
+    return leaderOnly(request, reply, (deadlineMs) => service.promoteMember(id, deadlineMs));
+  });
+
+  app.delete('/v1/members/:id', async (request, reply) => {
+    const id = memberIdParam(request);
+    return leaderOnly(request, reply, (deadlineMs) => service.removeMember(id, deadlineMs));
+  });
+
+  app.post('/v1/switchover', async (request, reply) => {
+    const doc = jsonObjectBody(request);
+    const to = doc['to'];
+    if (to !== undefined && to !== null && typeof to !== 'string') throw new KvError('CHORUS_BAD_REQUEST', 'to must be a member id');
+    return leaderOnly(request, reply, (deadlineMs) => service.switchover(typeof to === 'string' ? to : null, deadlineMs));
   });
 
   // ------------------------------------------------------------------ test faults

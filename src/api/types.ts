@@ -15,7 +15,64 @@ export interface ClusterMember {
   readonly reachable: boolean;
   /** From the leader's progress; null when the answer was not the leader's view. */
   readonly matchIndex: number | null;
-  /** The leader's last index minus matchIndex; null as matchIndex. */
+  /** The member's applied index as last reported to the leader (null outside the leader's view). */
+  readonly appliedIndex: number | null;
+  /** How far behind the leader's log the member's applied state is: entries, bytes (of entry
+   * payloads) and seconds (since the leader appended the oldest entry it has not applied); null
+   * outside the leader's view. */
+  readonly lagEntries: number | null;
+  readonly lagBytes: number | null;
+  readonly lagSeconds: number | null;
+  /** Caught up, or its applied index moved recently (null outside the leader's view). */
+  readonly progressing: boolean | null;
+  /** Whether it could lead now: a voter the leader heard from within an election timeout whose
+   * log holds every committed entry. null outside the leader's view. */
+  readonly canLead: boolean | null;
+  /** Why not: 'learner', 'unreachable' or 'behind by N entries' (null when it can). */
+  readonly whyNot: string | null;
+}
+
+export interface ReplicationConfigJson {
+  readonly synchronous_commit: string;
+  readonly synchronous_standby_names: string;
+  /** 'replicated' (set through PUT /v1/config/replication: every member agrees) or 'config'
+   * (this member's flags or config file, until a value is replicated). */
+  readonly source: 'replicated' | 'config';
+  /** Revision of the replicated value (0 for a seed from the configuration). */
+  readonly revision: number;
+}
+
+export interface ReplicationStatusJson extends ReplicationConfigJson {
+  /** The members whose confirmation counts now (leader's view only; [] elsewhere). */
+  readonly standbys: readonly string[];
+  /** Whether enough standbys are connected for writes at on/remote_apply to complete (null
+   * outside the leader's view). */
+  readonly satisfiable: boolean | null;
+}
+
+export interface MemberChangeJson {
+  readonly id: string;
+  readonly peerAddress: string | null;
+  readonly role: 'voter' | 'learner' | 'removed';
+  /** The log index of the configuration change. */
+  readonly revision: number;
+  /** The leader's commit index when the change committed: a new member has caught up once it
+   * applied this much (chorus member add waits for it). */
+  readonly commitIndex: number;
+}
+
+export interface SwitchoverJson {
+  readonly previousLeaderId: string;
+  readonly leaderId: string;
+  readonly term: number;
+}
+
+export interface ReplicaHealth {
+  readonly id: string;
+  readonly role: MemberRole;
+  readonly leaderId: string | null;
+  /** Entries this member still has to apply to reach the leader's latest commit index it knows
+   * of; null when it heard from no leader recently. */
   readonly lagEntries: number | null;
 }
 
@@ -37,6 +94,8 @@ export interface ClusterView {
   /** 'leader': members (roles, match, lag) come from the leader's progress; 'local': from this
    * member's own knowledge (no leader known, or it could not be asked). */
   readonly membersSource: 'leader' | 'local';
+  /** The replication settings in force (standbys and satisfiable from the leader's view). */
+  readonly replication: ReplicationStatusJson;
 }
 
 export interface Readiness {

@@ -4,9 +4,12 @@
 //   - `#` starts a comment at the beginning of a line or after whitespace;
 //   - values are integers, true/false, or strings (optionally in single or double quotes;
 //     double-quoted strings take the JSON escapes).
-// Keys may be camelCase (dataDir) or kebab-case (data-dir), as the command-line flags.
+// Keys may be camelCase (dataDir), kebab-case (data-dir, as the command-line flags) or
+// snake_case (data_dir).
 import { readFileSync } from 'node:fs';
 import { ChorusError } from '../node/errors.ts';
+import { splitAlertsSection } from './config-sections.ts';
+import type { SectionValue } from './config-sections.ts';
 
 export type ConfigValue = string | number | boolean;
 export type ConfigRecord = Record<string, ConfigValue>;
@@ -15,8 +18,10 @@ function invalid(file: string, message: string): ChorusError {
   return new ChorusError('CHORUS_CONFIG_INVALID', `${file}: ${message}`);
 }
 
+/** data-dir, data_dir and dataDir all name dataDir (PostgreSQL's names use underscores:
+ * synchronous_commit, synchronous_standby_names). */
 export function camelCase(key: string): string {
-  return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return key.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 function stripComment(line: string): string {
@@ -93,11 +98,18 @@ export function parseJsonConfig(text: string, file = 'config'): ConfigRecord {
 
 /** Reads a config file: JSON when it ends in .json or its text starts with '{', else the YAML subset. */
 export function loadConfigFile(file: string): ConfigRecord {
+  return loadConfigFileSections(file).settings;
+}
+
+/** As loadConfigFile, with the nested `alerts` section (config-sections.ts) apart. */
+export function loadConfigFileSections(file: string): { settings: ConfigRecord; alerts: Record<string, SectionValue> | undefined } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw invalid(file, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  return file.endsWith('.json') || text.trimStart().startsWith('{') ? parseJsonConfig(text, file) : parseYamlSubset(text, file);
+  const json = file.endsWith('.json') || text.trimStart().startsWith('{');
+  const { rest, alerts } = splitAlertsSection(text, file, json);
+  return { settings: json ? parseJsonConfig(rest, file) : parseYamlSubset(rest, file), alerts };
 }

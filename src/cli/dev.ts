@@ -14,6 +14,9 @@ export interface DevOptions {
   readonly peerBasePort?: number;
   readonly tickMs?: number;
   readonly readyTimeoutMs?: number;
+  /** Passed to every member: a config file (e.g. only an alerts section) and a webhook. */
+  readonly config?: string;
+  readonly alertWebhook?: string;
 }
 
 const HOST = '127.0.0.1';
@@ -69,6 +72,8 @@ export async function runDev(options: DevOptions): Promise<void> {
       '--listen-peer', `${HOST}:${peerBase + i}`,
       '--initial-cluster', initialCluster,
       ...(options.tickMs === undefined ? [] : ['--tick-ms', String(options.tickMs)]),
+      ...(options.config === undefined ? [] : ['--config', resolve(options.config)]),
+      ...(options.alertWebhook === undefined ? [] : ['--alert-webhook', options.alertWebhook]),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
@@ -154,6 +159,9 @@ export async function runDev(options: DevOptions): Promise<void> {
     `  curl ${first.url}/v1/kv/hello`,
     `  curl ${first.url}/v1/cluster`,
     `  npx chorus status --endpoints ${members.map((m) => m.url).join(',')}`,
+    '',
+    `Dashboard: ${first.url}/ui   metrics: ${first.url}/metrics   events: npx chorus events --follow`,
+    `Member processes: ${members.map((m) => `${m.id} pid ${m.child.pid ?? '?'}`).join(', ')} (docs/observability.md: pause one with kill -STOP)`,
     '',
     'Press Ctrl-C to stop every member.',
     '',

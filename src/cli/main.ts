@@ -1,9 +1,14 @@
 // The `chorus` command line. bin/chorus.js registers tsx and imports this module, which parses
 // process.argv and runs the command.
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_ENDPOINTS, reportError, runDel, runGet, runList, runPut, runStatus } from './client-commands.ts';
-import type { ClientFlags } from './client-commands.ts';
+import type { CommitLevel, Consistency } from '../client/index.ts';
+import {
+  DEFAULT_ENDPOINTS, reportError, runDel, runGet, runList, runMemberAdd, runMemberPromote, runMemberRemove, runPut, runReplication,
+  runStatus, runSwitchover,
+} from './client-commands.ts';
+import type { ClientFlags, MemberAddFlags } from './client-commands.ts';
 import { runDev } from './dev.ts';
+import { registerObserveCommands } from './observe-commands.ts';
 import { runStart } from './start.ts';
 
 function integer(name: string, min = 0) {
@@ -14,6 +19,16 @@ function integer(name: string, min = 0) {
     return n;
   };
 }
+
+function oneOf<T extends string>(name: string, values: readonly T[]) {
+  return (text: string): T => {
+    if (!(values as readonly string[]).includes(text)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}`);
+    return text as T;
+  };
+}
+
+const COMMIT_LEVELS: readonly CommitLevel[] = ['off', 'local', 'on', 'remote_apply'];
+const COMMIT_HELP = 'commit level: off (appended at the leader), local (durable at the leader), on (committed on a majority and the synchronous standbys), remote_apply (as on, and applied on the standbys); default: the cluster\'s synchronous_commit';
 
 function clientCommand(program: Command, name: string, description: string): Command {
   return program
@@ -50,13 +65,21 @@ export function buildProgram(): Command {
     .option('--election-ticks <n>', 'election timeout in ticks (default 10)', integer('--election-ticks', 2))
     .option('--heartbeat-ticks <n>', 'heartbeat interval in ticks (default 1)', integer('--heartbeat-ticks', 1))
     .option('--snapshot-entries <n>', 'entries applied between snapshots (default 10000)', integer('--snapshot-entries', 1))
-    .option('--wal-keep-entries <n>', 'entries kept below a snapshot for lagging followers (default 5000)', integer('--wal-keep-entries', 0))
+    .option('--wal-keep-entries <n>', 'log entries kept below a snapshot so lagging members catch up without one, as PostgreSQL\'s wal_keep_size (default 5000); members further behind get the snapshot', integer('--wal-keep-entries', 0))
     .option('--value-bytes-max <n>', 'largest value in bytes (default 1048576; same on every member)', integer('--value-bytes-max', 1))
     .option('--request-timeout-ms <ms>', 'request deadline (default 5000)', integer('--request-timeout-ms', 1))
     .option('--proposals-pending-max <n>', 'writes waiting to commit before 503 CHORUS_BUSY (default 10000)', integer('--proposals-pending-max', 1))
     .option('--reads-pending-max <n>', 'reads waiting before 503 CHORUS_BUSY (default 10000)', integer('--reads-pending-max', 1))
+    .option('--synchronous-commit <level>', 'cluster default commit level: off, local, on (default) or remote_apply; a seed: a value set with PUT /v1/config/replication (chorus replication) wins')
+    .option('--synchronous-standby-names <set>', '\'FIRST k (n2, n3)\', \'ANY k (n2, n3)\' or a list: members (voters or learners) that must confirm writes at on/remote_apply (default none; a seed, as above)')
+    .option('--sync-standby-timeout-ms <ms>', 'how long a committed write waits for the standby set before 504 CHORUS_SYNC_STANDBY_TIMEOUT (default 5000)', integer('--sync-standby-timeout-ms', 1))
+    .option('--lease-ticks <n>', 'leader lease for consistency=lease reads, in ticks (default election-ticks - 2; 0 disables it)', integer('--lease-ticks', 0))
+    .option('--heartbeat-delay-max-ms <ms>', 'largest leader-heartbeat delay assumed by max_staleness_ms reads (default 50)', integer('--heartbeat-delay-max-ms', 0))
+    .option('--join', 'join a running cluster (as etcd\'s --initial-cluster-state existing): start with no configuration, wait to be added (chorus member add) and bootstrap from the leader; needs --cluster-id')
+    .option('--initial-cluster-state <state>', 'new (default) or existing (the same as --join)', oneOf('--initial-cluster-state', ['new', 'existing']))
     .option('--log-level <level>', 'debug, info, warn or error (default info)')
     .option('--enable-test-faults', 'expose POST /v1/test/faults (tests only)')
+    .option('--alert-webhook <url>', 'POST every raised and resolved alert to this URL as JSON (rules: the config file\'s alerts section; docs/observability.md)')
     .action((flags: Record<string, unknown>) => runStart(flags));
 
   program
@@ -67,36 +90,70 @@ export function buildProgram(): Command {
     .option('--base-port <port>', 'client port of the first member (peers use base-port - 1000)', integer('--base-port', 1), 8001)
     .option('--peer-base-port <port>', 'peer port of the first member', integer('--peer-base-port', 1))
     .option('--tick-ms <ms>', 'Raft tick of every member', integer('--tick-ms', 1))
-    .action((flags: { nodes: number; dir: string; basePort: number; peerBasePort?: number; tickMs?: number }) =>
+    .option('--config <file>', 'a config file for every member (e.g. only an alerts section: docs/observability.md)')
+    .option('--alert-webhook <url>', 'every member POSTs its alerts here')
+    .action((flags: { nodes: number; dir: string; basePort: number; peerBasePort?: number; tickMs?: number; config?: string; alertWebhook?: string }) =>
       runDev(flags).catch((error: unknown) => {
         process.stderr.write(`chorus dev: ${error instanceof Error ? error.message : String(error)}\n`);
         process.exit(1);
       }));
 
-  clientCommand(program, 'status', 'show the members, their roles, term, commit index and lag')
+  clientCommand(program, 'status', 'show the members: role, term, commit and applied index, lag in entries, bytes and seconds, progress, whether each could lead now, and the replication settings')
     .option('--json', 'print JSON')
     .action((flags: ClientFlags & { json?: boolean }) => run(() => runStatus(flags)));
 
   clientCommand(program, 'put', 'write a key')
     .argument('<key>')
     .argument('<value>')
-    .action((key: string, value: string, flags: ClientFlags) => run(() => runPut(key, value, flags)));
+    .option('--commit <level>', COMMIT_HELP, oneOf('--commit', COMMIT_LEVELS))
+    .action((key: string, value: string, flags: ClientFlags & { commit?: CommitLevel }) => run(() => runPut(key, value, flags)));
 
-  clientCommand(program, 'get', 'read a key (linearizable unless --stale)')
+  clientCommand(program, 'get', 'read a key (linearizable unless told otherwise)')
     .argument('<key>')
-    .option('--stale', 'serve from the member\'s local state, without confirming with the leader')
+    .option('--consistency <level>', 'linearizable (default: confirmed with the leader), lease (the leader\'s lease), stale (the member\'s own state)', oneOf('--consistency', ['linearizable', 'lease', 'stale'] as const))
+    .option('--stale', 'the same as --consistency stale')
+    .option('--max-staleness-ms <ms>', 'stale read only from a member that can show its state is at most this old (else the next endpoint)', integer('--max-staleness-ms', 0))
+    .option('--min-revision <n>', 'stale read once the member applied this revision (read your writes anywhere)', integer('--min-revision', 0))
     .option('--revision', 'also print the revisions (to stderr)')
-    .action((key: string, flags: ClientFlags & { stale?: boolean; revision?: boolean }) => run(() => runGet(key, flags)));
+    .action((key: string, flags: ClientFlags & { stale?: boolean; revision?: boolean; consistency?: Consistency; maxStalenessMs?: number; minRevision?: number }) => run(() => runGet(key, flags)));
 
   clientCommand(program, 'del', 'delete a key')
     .argument('<key>')
-    .action((key: string, flags: ClientFlags) => run(() => runDel(key, flags)));
+    .option('--commit <level>', COMMIT_HELP, oneOf('--commit', COMMIT_LEVELS))
+    .action((key: string, flags: ClientFlags & { commit?: CommitLevel }) => run(() => runDel(key, flags)));
+
+  const member = program.command('member').description('change the cluster\'s membership (one change at a time, safe under write load)');
+  clientCommand(member, 'add', 'add a member (a voter, or a read replica with --learner), then show its progress until it caught up')
+    .argument('<id>', 'the new member\'s id')
+    .requiredOption('--peer <host:port>', 'its node-to-node address (its --listen-peer)')
+    .option('--learner', 'add it as a learner: it receives the log, never votes, serves reads (promote it later)')
+    .option('--no-wait', 'return once the change committed, without waiting for the member to catch up')
+    .option('--wait-timeout-ms <ms>', 'how long to wait for it to catch up', integer('--wait-timeout-ms', 1), 600_000)
+    .action((id: string, flags: MemberAddFlags) => run(() => runMemberAdd(id, flags)));
+  clientCommand(member, 'promote', 'make a learner a voter')
+    .argument('<id>')
+    .action((id: string, flags: ClientFlags) => run(() => runMemberPromote(id, flags)));
+  clientCommand(member, 'remove', 'remove a member (removing the leader first hands leadership over)')
+    .argument('<id>')
+    .action((id: string, flags: ClientFlags) => run(() => runMemberRemove(id, flags)));
+
+  clientCommand(program, 'switchover', 'planned leadership transfer: no acknowledged write is lost; writes pause for about a round trip')
+    .option('--to <id>', 'the voter to hand leadership to (default: the most caught-up reachable voter)')
+    .action((flags: ClientFlags & { to?: string }) => run(() => runSwitchover(flags)));
+
+  clientCommand(program, 'replication', 'show, or set cluster-wide (replicated through the log), synchronous_commit and synchronous_standby_names')
+    .option('--synchronous-commit <level>', 'off, local, on or remote_apply')
+    .option('--synchronous-standby-names <set>', '\'FIRST k (n2, n3)\', \'ANY k (n2, n3)\', a list, or \'\' for none')
+    .option('--json', 'print JSON')
+    .action((flags: ClientFlags & { synchronousCommit?: string; synchronousStandbyNames?: string; json?: boolean }) => run(() => runReplication(flags)));
 
   clientCommand(program, 'list', 'list keys with a prefix')
     .argument('[prefix]', 'key prefix', '')
     .option('--limit <n>', 'most keys to list (default 1000)', integer('--limit', 1))
     .option('--json', 'print JSON (values as UTF-8 text)')
     .action((prefix: string, flags: ClientFlags & { limit?: number; json?: boolean }) => run(() => runList(prefix, flags)));
+
+  registerObserveCommands(program, clientCommand);
 
   return program;
 }

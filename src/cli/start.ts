@@ -4,7 +4,9 @@ import type { ChorusNodeConfig } from '../node/config.ts';
 import { ChorusError } from '../node/errors.ts';
 import { createJsonLogger, isLogLevel } from '../node/logger.ts';
 import { StorageError } from '../storage/errors.ts';
-import { loadConfigFile } from './config-file.ts';
+import { parseAlertsSettings } from '../observe/config.ts';
+import type { AlertsSettings } from '../observe/config.ts';
+import { loadConfigFileSections } from './config-file.ts';
 import type { ConfigValue } from './config-file.ts';
 
 /** Exit codes of `chorus start`. */
@@ -12,12 +14,16 @@ export const EXIT_FAILURE = 1;
 export const EXIT_CONFIG = 2;
 export const EXIT_DATA = 3;
 
-const STRING_SETTINGS = ['id', 'dataDir', 'listenClient', 'listenPeer', 'initialCluster', 'clusterId', 'advertiseClient', 'logLevel'] as const;
+const STRING_SETTINGS = [
+  'id', 'dataDir', 'listenClient', 'listenPeer', 'initialCluster', 'clusterId', 'advertiseClient', 'logLevel',
+  'synchronousCommit', 'synchronousStandbyNames', 'initialClusterState', 'alertWebhook',
+] as const;
 const INT_SETTINGS = [
   'tickMs', 'electionTicks', 'heartbeatTicks', 'snapshotEntries', 'walKeepEntries', 'valueBytesMax', 'keyBytesMax',
-  'requestTimeoutMs', 'proposalsPendingMax', 'readsPendingMax', 'forwardsPendingMax',
+  'requestTimeoutMs', 'proposalsPendingMax', 'readsPendingMax', 'forwardsPendingMax', 'syncStandbyTimeoutMs', 'leaseTicks',
+  'heartbeatDelayMaxMs',
 ] as const;
-const BOOL_SETTINGS = ['enableTestFaults'] as const;
+const BOOL_SETTINGS = ['enableTestFaults', 'join'] as const;
 const KNOWN: ReadonlySet<string> = new Set<string>([...STRING_SETTINGS, ...INT_SETTINGS, ...BOOL_SETTINGS]);
 
 function invalid(message: string): ChorusError {
@@ -27,7 +33,12 @@ function invalid(message: string): ChorusError {
 /** Merges the config file (if any) with the flags (flags win) into a member configuration. */
 export function startConfig(flags: Record<string, unknown>): ChorusNodeConfig {
   const merged: Record<string, ConfigValue> = {};
-  if (typeof flags['config'] === 'string') Object.assign(merged, loadConfigFile(flags['config']));
+  let alerts: AlertsSettings | undefined;
+  if (typeof flags['config'] === 'string') {
+    const file = loadConfigFileSections(flags['config']);
+    Object.assign(merged, file.settings);
+    if (file.alerts !== undefined) alerts = parseAlertsSettings(file.alerts, `${flags['config']}: alerts`);
+  }
   for (const [key, value] of Object.entries(flags)) {
     if (key === 'config' || value === undefined) continue;
     merged[key] = value as ConfigValue;
@@ -57,6 +68,7 @@ export function startConfig(flags: Record<string, unknown>): ChorusNodeConfig {
     if (config[key] === undefined) throw invalid(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is required (flag or config file)`);
   }
   if (config['logLevel'] !== undefined && !isLogLevel(config['logLevel'])) throw invalid('logLevel must be debug, info, warn or error');
+  if (alerts !== undefined) config['alerts'] = alerts;
   return config as unknown as ChorusNodeConfig;
 }
 

@@ -7,9 +7,14 @@
 //   - a 504, or a connection that failed after the request went out, is an unknown outcome and
 //     is never retried for writes: the caller gets CHORUS_TIMEOUT.
 // It uses the global fetch (undici), which keeps connections alive between requests.
-import type { ClusterView, KvListItem, TxnRequestJson, TxnResponseJson } from '../api/types.ts';
+import type {
+  ClusterView, KvListItem, MemberChangeJson, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TxnRequestJson, TxnResponseJson,
+} from '../api/types.ts';
 
-export type { ClusterView, ClusterMember, TxnRequestJson, TxnResponseJson, TxnResultJson, TxnCompareJson, TxnOpJson } from '../api/types.ts';
+export type {
+  ClusterView, ClusterMember, MemberChangeJson, ReplicaHealth, ReplicationConfigJson, ReplicationStatusJson, SwitchoverJson,
+  TxnRequestJson, TxnResponseJson, TxnResultJson, TxnCompareJson, TxnOpJson,
+} from '../api/types.ts';
 
 export class ChorusClientError extends Error {
   /** The server's code (CHORUS_...), or a client-side one: CHORUS_UNAVAILABLE (no endpoint could
@@ -54,10 +59,34 @@ export interface ListItem {
   readonly version: number;
 }
 
-export type Consistency = 'linearizable' | 'stale';
+export type Consistency = 'linearizable' | 'lease' | 'stale';
+
+/** synchronous_commit levels (docs/replication.md). */
+export type CommitLevel = 'off' | 'local' | 'on' | 'remote_apply';
+
+export interface WriteOptions {
+  /** Commit level of this write; the cluster default (synchronous_commit) when absent. */
+  readonly commit?: CommitLevel;
+}
+
+export interface ReadOptions {
+  /** linearizable (default), lease, or stale (this member's own state). */
+  readonly consistency?: Consistency;
+  /** Serve only if the member can show its state is at most this old (implies stale); a member
+   * that cannot answers 503 CHORUS_TOO_STALE and the client tries the next endpoint. */
+  readonly maxStalenessMs?: number;
+  /** Serve once the member has applied this revision (read-your-writes; implies stale). */
+  readonly minRevision?: number;
+}
+
+/** What a write acknowledged: `committed` is false at off/local (the write may still be lost). */
+export interface WriteResult {
+  readonly revision: number;
+  readonly committed: boolean;
+}
 
 /** 503 codes: the request was not carried out, so it is safe to send again elsewhere. */
-const RETRYABLE_CODES: ReadonlySet<string> = new Set(['CHORUS_NO_LEADER', 'CHORUS_BUSY', 'CHORUS_LEADER_CHANGED', 'CHORUS_STOPPING', 'CHORUS_FATAL']);
+const RETRYABLE_CODES: ReadonlySet<string> = new Set(['CHORUS_NO_LEADER', 'CHORUS_BUSY', 'CHORUS_LEADER_CHANGED', 'CHORUS_STOPPING', 'CHORUS_FATAL', 'CHORUS_TOO_STALE']);
 /** Connection errors that happen before any byte of the request left. */
 const NOT_DELIVERED_CAUSES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const LEADER_HEADER = 'chorus-leader-address';
@@ -71,6 +100,18 @@ export function normalizeEndpoint(endpoint: string): string {
 /** Percent-encodes a key for the URL path; '/' stays as is. */
 export function keyPath(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function writeQuery(options: WriteOptions): string {
+  return options.commit === undefined ? '' : `?commit=${options.commit}`;
+}
+
+function readParams(options: ReadOptions): URLSearchParams {
+  const params = new URLSearchParams();
+  if (options.consistency !== undefined && options.consistency !== 'linearizable') params.set('consistency', options.consistency);
+  if (options.maxStalenessMs !== undefined) params.set('max_staleness_ms', String(options.maxStalenessMs));
+  if (options.minRevision !== undefined) params.set('min_revision', String(options.minRevision));
+  return params;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -115,13 +156,14 @@ export class ChorusClient {
     return this.preferred;
   }
 
-  async put(key: string, value: string | Uint8Array): Promise<{ revision: number }> {
-    const res = await this.request('write', 'PUT', `/v1/kv/${keyPath(key)}`, typeof value === 'string' ? new TextEncoder().encode(value) : value, 'application/octet-stream');
-    return this.json(res) as { revision: number };
+  async put(key: string, value: string | Uint8Array, options: WriteOptions = {}): Promise<WriteResult> {
+    const res = await this.request('write', 'PUT', `/v1/kv/${keyPath(key)}${writeQuery(options)}`, typeof value === 'string' ? new TextEncoder().encode(value) : value, 'application/octet-stream');
+    return this.json(res) as WriteResult;
   }
 
-  async get(key: string, options: { consistency?: Consistency } = {}): Promise<GetResult | null> {
-    const query = options.consistency === 'stale' ? '?consistency=stale' : '';
+  async get(key: string, options: ReadOptions = {}): Promise<GetResult | null> {
+    const params = readParams(options);
+    const query = params.size > 0 ? `?${params.toString()}` : '';
     let res: RawResponse;
     try {
       res = await this.request('read', 'GET', `/v1/kv/${keyPath(key)}${query}`);
@@ -134,30 +176,68 @@ export class ChorusClient {
   }
 
   /** The value as UTF-8 text, or null when the key is absent. */
-  async getText(key: string, options: { consistency?: Consistency } = {}): Promise<string | null> {
+  async getText(key: string, options: ReadOptions = {}): Promise<string | null> {
     const result = await this.get(key, options);
     return result === null ? null : new TextDecoder().decode(result.value);
   }
 
-  async delete(key: string): Promise<{ revision: number; deleted: 0 | 1 }> {
-    const res = await this.request('write', 'DELETE', `/v1/kv/${keyPath(key)}`);
-    return this.json(res) as { revision: number; deleted: 0 | 1 };
+  /** `deleted` is absent at off/local (the delete is not applied yet). */
+  async delete(key: string, options: WriteOptions = {}): Promise<WriteResult & { deleted?: 0 | 1 }> {
+    const res = await this.request('write', 'DELETE', `/v1/kv/${keyPath(key)}${writeQuery(options)}`);
+    return this.json(res) as WriteResult & { deleted?: 0 | 1 };
   }
 
-  async list(prefix = '', options: { limit?: number; consistency?: Consistency } = {}): Promise<{ items: ListItem[]; more: boolean }> {
-    const params = new URLSearchParams();
+  async list(prefix = '', options: ReadOptions & { limit?: number } = {}): Promise<{ items: ListItem[]; more: boolean }> {
+    const params = readParams(options);
     if (prefix !== '') params.set('prefix', prefix);
     if (options.limit !== undefined) params.set('limit', String(options.limit));
-    if (options.consistency === 'stale') params.set('consistency', 'stale');
     const query = params.size > 0 ? `?${params.toString()}` : '';
     const res = await this.request('read', 'GET', `/v1/kv${query}`);
     const items = (this.json(res) as KvListItem[]).map((item) => ({ ...item, value: new Uint8Array(Buffer.from(item.value, 'base64')) }));
     return { items, more: res.headers.get('chorus-more') === 'true' };
   }
 
-  async txn(request: TxnRequestJson): Promise<TxnResponseJson> {
-    const res = await this.request('write', 'POST', '/v1/txn', new TextEncoder().encode(JSON.stringify(request)), 'application/json');
-    return this.json(res) as TxnResponseJson;
+  /** Transactions need their result: only on and remote_apply are accepted. */
+  async txn(request: TxnRequestJson, options: { commit?: 'on' | 'remote_apply' } = {}): Promise<TxnResponseJson & { committed: boolean }> {
+    const res = await this.request('write', 'POST', `/v1/txn${writeQuery(options)}`, new TextEncoder().encode(JSON.stringify(request)), 'application/json');
+    return this.json(res) as TxnResponseJson & { committed: boolean };
+  }
+
+  async replicationConfig(): Promise<ReplicationConfigJson> {
+    return this.json(await this.request('read', 'GET', '/v1/config/replication')) as ReplicationConfigJson;
+  }
+
+  /** Replicates new settings through the log; every member then agrees on them. */
+  async setReplicationConfig(settings: { synchronous_commit?: string; synchronous_standby_names?: string }): Promise<ReplicationConfigJson> {
+    return this.json(await this.jsonRequest('PUT', '/v1/config/replication', settings)) as ReplicationConfigJson;
+  }
+
+  async addMember(member: { id: string; peerAddress: string; learner?: boolean }): Promise<MemberChangeJson> {
+    return this.json(await this.jsonRequest('POST', '/v1/members', member)) as MemberChangeJson;
+  }
+
+  async promoteMember(id: string): Promise<MemberChangeJson> {
+    return this.json(await this.jsonRequest('POST', `/v1/members/${encodeURIComponent(id)}/promote`, {})) as MemberChangeJson;
+  }
+
+  async removeMember(id: string): Promise<MemberChangeJson> {
+    return this.json(await this.request('write', 'DELETE', `/v1/members/${encodeURIComponent(id)}`)) as MemberChangeJson;
+  }
+
+  /** Planned leadership transfer; `to` absent: the most caught-up reachable voter. */
+  async switchover(to?: string): Promise<SwitchoverJson> {
+    return this.json(await this.jsonRequest('POST', '/v1/switchover', to === undefined ? {} : { to })) as SwitchoverJson;
+  }
+
+  /** GET /replica or /primary of one endpoint: the health answer and whether it was 200. */
+  async health(endpoint: string, check: 'primary' | 'replica', lagEntriesMax?: number): Promise<{ ok: boolean; health: ReplicaHealth & { reason?: string } }> {
+    const path = check === 'primary' ? '/primary' : `/replica${lagEntriesMax === undefined ? '' : `?lag=${lagEntriesMax}`}`;
+    const res = await this.once(normalizeEndpoint(endpoint), 'GET', path, undefined, undefined, Math.min(this.timeoutMs, 2000));
+    return { ok: res.status === 200, health: this.json(res) as ReplicaHealth & { reason?: string } };
+  }
+
+  private jsonRequest(method: string, path: string, doc: unknown): Promise<RawResponse> {
+    return this.request('write', method, path, new TextEncoder().encode(JSON.stringify(doc)), 'application/json');
   }
 
   /** The cluster as the first reachable member sees it (members from the leader's view). */

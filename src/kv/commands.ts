@@ -6,6 +6,8 @@
 // depth, on optional native add-ons, or on lenient UTF-8 handling (see checkWireShape).
 import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
+import { formatStandbyNames, parseStandbyNames, synchronousCommitLevels } from '../core/policy/replication-policy.ts';
+import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import { KvError } from './errors.ts';
 
 export { KvError } from './errors.ts';
@@ -59,10 +61,27 @@ export interface TxnCommand {
   readonly failure: readonly Op[];
 }
 
-/** New kinds (e.g. a 'config' command) join this union and the switches below. A replica that
- * does not know a kind applies it as an error result, so a new kind may only be proposed once
- * every replica runs code that knows it. */
-export type Command = PutCommand | DeleteCommand | TxnCommand;
+/** The cluster's replication settings (PUT /v1/config/replication). Going through the log makes
+ * every member agree on them, and storing them in SQLite puts them in snapshots. Values are
+ * stored in canonical form (parseSynchronousCommit / formatStandbyNames). */
+export interface ReplicationConfigCommand {
+  readonly kind: 'replication-config';
+  readonly synchronousCommit: SynchronousCommit;
+  /** '' for no standby set. */
+  readonly synchronousStandbyNames: string;
+}
+/** Records the peer (node-to-node) address of a member, before the configuration change that
+ * adds it, so that every member's transport can dial it; null forgets it (after a removal). */
+export interface MemberAddressCommand {
+  readonly kind: 'member-address';
+  readonly id: string;
+  readonly peerAddress: string | null;
+}
+
+/** New kinds join this union and the switches below. A replica that does not know a kind
+ * applies it as an error result, so a new kind may only be proposed once every replica runs
+ * code that knows it. */
+export type Command = PutCommand | DeleteCommand | TxnCommand | ReplicationConfigCommand | MemberAddressCommand;
 export type CommandKind = Command['kind'];
 
 /** The parts of a stored record that comparisons look at. */
@@ -237,6 +256,46 @@ function validateBranch(ops: unknown, limits: KvLimits, name: 'success' | 'failu
   }
 }
 
+/** Member ids: 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
+export const MEMBER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A peer address: host:port, IPv6 hosts in brackets. */
+const PEER_ADDRESS_PATTERN = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}):\d{1,5}$/;
+
+function badConfig(message: string): KvError {
+  return new KvError('CHORUS_BAD_CONFIG', message);
+}
+
+/** Checks a member id; returns it unchanged. */
+export function validateMemberId(id: unknown): string {
+  if (typeof id !== 'string' || !MEMBER_ID_PATTERN.test(id)) {
+    throw badConfig(`a member id is 1-64 characters of A-Z a-z 0-9 . _ - (got ${describeKind(id)})`);
+  }
+  return id;
+}
+
+/** Checks a peer address ("host:port", port 1-65535); returns it unchanged. */
+export function validatePeerAddress(address: unknown): string {
+  if (typeof address !== 'string' || !PEER_ADDRESS_PATTERN.test(address)) {
+    throw badConfig(`a peer address is host:port (got ${describeKind(address)})`);
+  }
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  if (port < 1 || port > 65535) throw badConfig(`peer address ${address} has an invalid port`);
+  return address;
+}
+
+/** Standby names stored in the log must already be canonical, so every replica (and a later
+ * reader of the settings) sees exactly what the leader validated. */
+function validateStandbyNamesText(text: unknown): void {
+  if (typeof text !== 'string' || text.length > 4096) throw badConfig('synchronous_standby_names must be a string of at most 4096 characters');
+  let canonical: string;
+  try {
+    canonical = formatStandbyNames(parseStandbyNames(text));
+  } catch (error) {
+    throw badConfig((error as Error).message);
+  }
+  if (canonical !== text) throw badConfig(`synchronous_standby_names must be in canonical form ("${canonical}")`);
+}
+
 /**
  * Checks a command against the limits. Accepts anything (it may come from JSON), so it also
  * checks the shape. Codes: CHORUS_BAD_KEY, CHORUS_KEY_TOO_LARGE, CHORUS_VALUE_TOO_LARGE,
@@ -263,6 +322,18 @@ export function validateCommand(cmd: unknown, limits: KvLimits = DEFAULT_KV_LIMI
       validateBranch(cmd['failure'], limits, 'failure');
       return;
     }
+    case 'replication-config': {
+      const level = cmd['synchronousCommit'];
+      if (typeof level !== 'string' || !(synchronousCommitLevels as readonly string[]).includes(level)) {
+        throw badConfig(`synchronous_commit must be one of ${synchronousCommitLevels.join(', ')} (got ${describeKind(level)})`);
+      }
+      validateStandbyNamesText(cmd['synchronousStandbyNames']);
+      return;
+    }
+    case 'member-address':
+      validateMemberId(cmd['id']);
+      if (cmd['peerAddress'] !== null) validatePeerAddress(cmd['peerAddress']);
+      return;
     default:
       throw badRequest(`unknown command kind ${describeKind(cmd['kind'])}`);
   }
@@ -339,6 +410,12 @@ export function encodeCommand(cmd: Command): Uint8Array {
         success: cmd.success.map(opToWire),
         failure: cmd.failure.map(opToWire),
       };
+      break;
+    case 'replication-config':
+      wire = { kind: 'replication-config', synchronousCommit: cmd.synchronousCommit, synchronousStandbyNames: cmd.synchronousStandbyNames };
+      break;
+    case 'member-address':
+      wire = { kind: 'member-address', id: cmd.id, peerAddress: cmd.peerAddress };
       break;
     default:
       throw badRequest(`unknown command kind ${describeKind((cmd as { kind: unknown }).kind)}`);
@@ -473,6 +550,11 @@ function wireKey(x: unknown, where: string): string {
   }
 }
 
+function wireString(x: unknown, where: string): string {
+  if (typeof x !== 'string') throw badCommand(`${where} must be a string`);
+  return x;
+}
+
 function wireBytes(x: unknown, where: string): Uint8Array {
   if (!(x instanceof Uint8Array)) throw badCommand(`${where} must be bytes`);
   return x;
@@ -544,6 +626,21 @@ export function decodeCommand(bytes: Uint8Array): Command {
         success: wireArray(cmd['success'], 'success').map((o, i) => opFromWire(o, `success[${i}]`)),
         failure: wireArray(cmd['failure'], 'failure').map((o, i) => opFromWire(o, `failure[${i}]`)),
       };
+    case 'replication-config':
+      // The level is checked against the known ones by validateCommand, after decoding.
+      return {
+        kind: 'replication-config',
+        synchronousCommit: wireString(cmd['synchronousCommit'], 'synchronousCommit') as SynchronousCommit,
+        synchronousStandbyNames: wireString(cmd['synchronousStandbyNames'], 'synchronousStandbyNames'),
+      };
+    case 'member-address': {
+      const peerAddress = cmd['peerAddress'];
+      return {
+        kind: 'member-address',
+        id: wireString(cmd['id'], 'id'),
+        peerAddress: peerAddress === null ? null : wireString(peerAddress, 'peerAddress'),
+      };
+    }
     default:
       throw badCommand(`unknown command kind ${describeKind(cmd['kind'])}`);
   }

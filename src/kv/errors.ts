@@ -10,6 +10,9 @@ export type KvErrorCode =
   | 'CHORUS_BAD_KEY'
   /** The request is malformed: unknown kind, wrong field types, too many txn ops, ... */
   | 'CHORUS_BAD_REQUEST'
+  /** A replication setting is invalid: an unknown synchronous_commit level, unparsable
+   * synchronous_standby_names, a bad member id or peer address (HTTP 400). */
+  | 'CHORUS_BAD_CONFIG'
   /** A log payload could not be decoded into a command (corrupt or foreign bytes). */
   | 'CHORUS_BAD_COMMAND'
   /** A snapshot image is not a valid state-machine database. */

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import type { EntryType } from '../core/raft/types.ts';
 import {
   decodeCommand,
@@ -66,11 +67,23 @@ export type ApplyResult =
     }
   /** A 'noop' or 'config' entry: only the applied index moved. */
   | { readonly kind: 'none'; readonly revision: number }
+  /** The replicated replication settings changed (they are stored with the data). */
+  | { readonly kind: 'replication-config'; readonly revision: number; readonly settings: ReplicationSettings }
+  /** A member's peer address was recorded (or forgotten: null). */
+  | { readonly kind: 'member-address'; readonly revision: number; readonly id: string; readonly peerAddress: string | null }
   /** Already applied before (replay after a crash or a restore): nothing was done now. */
   | { readonly kind: 'skipped'; readonly revision: number }
   /** The payload did not decode or validate. Deterministic: every replica gets the same one.
    * The applied index still moves past the entry. */
   | { readonly kind: 'error'; readonly revision: number; readonly code: KvErrorCode; readonly message: string };
+
+/** The replication settings as last replicated through the log. */
+export interface ReplicationSettings {
+  readonly synchronousCommit: SynchronousCommit;
+  readonly synchronousStandbyNames: string;
+  /** The revision (log index) of the command that set them. */
+  readonly revision: number;
+}
 
 export interface RangeOptions {
   /** Only keys starting with this string; '' (the default) for every key. */
@@ -102,7 +115,7 @@ export interface SqliteStateMachineOptions {
 // ---------------------------------------------------------------------------------------------
 // Schema
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 // Invariants: version >= 1 and create_revision <= mod_revision <= applied_index for every row
 // (an absent key has no row: a delete removes it, so version and create_revision restart at
@@ -110,7 +123,7 @@ const SCHEMA_VERSION = 1;
 // `applied` holds exactly one row; applied_index only grows, except through restore.
 // checkSchema compares the SQL text SQLite recorded, so any edit here, even of whitespace, makes
 // existing files look foreign: bump SCHEMA_VERSION and migrate them instead.
-const SCHEMA_SQL = `
+const SCHEMA_V1_TABLES_SQL = `
 CREATE TABLE kv (
   key TEXT NOT NULL PRIMARY KEY,
   value BLOB NOT NULL,
@@ -123,38 +136,66 @@ CREATE TABLE applied (
   applied_index INTEGER NOT NULL
 ) STRICT;
 INSERT INTO applied (id, applied_index) VALUES (1, 0);
-PRAGMA user_version = ${SCHEMA_VERSION};
 `;
+
+// Version 2: replicated cluster settings live with the data, so snapshots carry them.
+// `settings` holds name -> value (synchronous_commit, synchronous_standby_names, and the
+// revision that set them); `member_addresses` the peer address of every member added at runtime
+// (NULL: forgotten after a removal, which overrides an --initial-cluster address).
+const SCHEMA_V2_TABLES_SQL = `
+CREATE TABLE settings (
+  name TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+CREATE TABLE member_addresses (
+  id TEXT NOT NULL PRIMARY KEY,
+  peer_address TEXT
+) STRICT;
+`;
+
+const SCHEMA_SQL = `${SCHEMA_V1_TABLES_SQL}${SCHEMA_V2_TABLES_SQL}PRAGMA user_version = ${SCHEMA_VERSION};\n`;
 
 const SCHEMA_OBJECTS_SQL = 'SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name';
 
-let expectedSchemaCache: string | undefined;
+const expectedSchemaCache = new Map<number, string>();
 
-/** The schema objects as SQLite records them, taken from a scratch database so that the
- * comparison does not depend on how SQLite normalises the SQL text. */
-function expectedSchema(): string {
-  if (expectedSchemaCache === undefined) {
+/** The schema objects of `version` as SQLite records them, taken from a scratch database so
+ * that the comparison does not depend on how SQLite normalises the SQL text. */
+function expectedSchema(version: number): string {
+  let cached = expectedSchemaCache.get(version);
+  if (cached === undefined) {
     const scratch = new Database(':memory:');
     try {
-      scratch.exec(SCHEMA_SQL);
-      expectedSchemaCache = JSON.stringify(scratch.prepare(SCHEMA_OBJECTS_SQL).all());
+      scratch.exec(version === 1 ? SCHEMA_V1_TABLES_SQL : `${SCHEMA_V1_TABLES_SQL}${SCHEMA_V2_TABLES_SQL}`);
+      cached = JSON.stringify(scratch.prepare(SCHEMA_OBJECTS_SQL).all());
+      expectedSchemaCache.set(version, cached);
     } finally {
       scratch.close();
     }
   }
-  return expectedSchemaCache;
+  return cached;
 }
 
 /** Throws `code` unless `db` holds exactly our schema (no extra tables, triggers or views: a
- * snapshot image comes from another process and must not smuggle in SQL). */
-function checkSchema(db: Database.Database, code: KvErrorCode): void {
+ * snapshot image comes from another process and must not smuggle in SQL). Version 1 (before
+ * replicated settings) is accepted only when `allowV1`, for migration. */
+function checkSchema(db: Database.Database, code: KvErrorCode, allowV1 = false): void {
   const version = db.pragma('user_version', { simple: true });
-  if (version !== SCHEMA_VERSION) {
+  if (version !== SCHEMA_VERSION && !(allowV1 && version === 1)) {
     throw new KvError(code, `database schema version is ${String(version)}, expected ${SCHEMA_VERSION}`);
   }
-  if (JSON.stringify(db.prepare(SCHEMA_OBJECTS_SQL).all()) !== expectedSchema()) {
+  if (JSON.stringify(db.prepare(SCHEMA_OBJECTS_SQL).all()) !== expectedSchema(version as number)) {
     throw new KvError(code, 'database does not hold the Chorus key-value schema');
   }
+}
+
+/** Upgrades a checked version-1 database (or image) to version 2 in one transaction. */
+function migrateToCurrent(db: Database.Database): void {
+  if (db.pragma('user_version', { simple: true }) !== 1) return;
+  db.transaction(() => {
+    db.exec(SCHEMA_V2_TABLES_SQL);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
 }
 
 function readAppliedIndex(db: Database.Database, code: KvErrorCode): number {
@@ -172,7 +213,8 @@ function ensureSchema(db: Database.Database): void {
     db.transaction(() => db.exec(SCHEMA_SQL))();
     return;
   }
-  checkSchema(db, 'CHORUS_KV_SCHEMA');
+  checkSchema(db, 'CHORUS_KV_SCHEMA', true);
+  migrateToCurrent(db);
 }
 
 function configure(db: Database.Database, file: string | null): void {
@@ -230,6 +272,14 @@ function prepareStatements(db: Database.Database) {
         'SELECT key, value, create_revision, mod_revision, version FROM kv ORDER BY key',
       )
       .raw(),
+    setSetting: db.prepare<[string, string]>(
+      'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+    ),
+    allSettings: db.prepare<[], [string, string]>('SELECT name, value FROM settings').raw(),
+    setMemberAddress: db.prepare<[string, string | null]>(
+      'INSERT INTO member_addresses (id, peer_address) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET peer_address = excluded.peer_address',
+    ),
+    allMemberAddresses: db.prepare<[], [string, string | null]>('SELECT id, peer_address FROM member_addresses ORDER BY id').raw(),
   };
 }
 
@@ -289,7 +339,10 @@ function openImage(data: Uint8Array): { db: Database.Database; image: Buffer; ap
     db.pragma('trusted_schema = OFF');
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new KvError('CHORUS_BAD_SNAPSHOT', `snapshot image is corrupt: ${String(check)}`);
-    checkSchema(db, 'CHORUS_BAD_SNAPSHOT');
+    // An image from a member that runs the previous schema is accepted and upgraded (the
+    // in-memory copy here; a file-backed restore upgrades the file it wrote).
+    checkSchema(db, 'CHORUS_BAD_SNAPSHOT', true);
+    migrateToCurrent(db);
     return { db, image, applied: readAppliedIndex(db, 'CHORUS_BAD_SNAPSHOT') };
   } catch (error) {
     db.close();
@@ -440,6 +493,18 @@ export class SqliteStateMachine {
         return { kind: 'delete', revision: index, deleted: this.#st.remove.run(cmd.key).changes > 0 ? 1 : 0 };
       case 'txn':
         return this.#applyTxn(index, cmd);
+      case 'replication-config':
+        this.#st.setSetting.run('synchronous_commit', cmd.synchronousCommit);
+        this.#st.setSetting.run('synchronous_standby_names', cmd.synchronousStandbyNames);
+        this.#st.setSetting.run('replication_revision', String(index));
+        return {
+          kind: 'replication-config',
+          revision: index,
+          settings: { synchronousCommit: cmd.synchronousCommit, synchronousStandbyNames: cmd.synchronousStandbyNames, revision: index },
+        };
+      case 'member-address':
+        this.#st.setMemberAddress.run(cmd.id, cmd.peerAddress);
+        return { kind: 'member-address', revision: index, id: cmd.id, peerAddress: cmd.peerAddress };
     }
   }
 
@@ -503,6 +568,21 @@ export class SqliteStateMachine {
 
   appliedIndex(): number {
     return this.#applied;
+  }
+
+  /** The replication settings last replicated through the log, or null when none ever was. */
+  replicationSettings(): ReplicationSettings | null {
+    const settings = new Map(this.#st.allSettings.all());
+    const level = settings.get('synchronous_commit');
+    const names = settings.get('synchronous_standby_names');
+    const revision = Number(settings.get('replication_revision') ?? '0');
+    if (level === undefined || names === undefined) return null;
+    return { synchronousCommit: level as SynchronousCommit, synchronousStandbyNames: names, revision };
+  }
+
+  /** Peer addresses recorded through the log, by member id (null: forgotten after a removal). */
+  memberAddresses(): Map<string, string | null> {
+    return new Map(this.#st.allMemberAddresses.all());
   }
 
   count(): number {
@@ -589,7 +669,8 @@ export class SqliteStateMachine {
     try {
       db = new Database(file);
       configure(db, file);
-      checkSchema(db, 'CHORUS_KV_SCHEMA');
+      checkSchema(db, 'CHORUS_KV_SCHEMA', true);
+      migrateToCurrent(db);
       this.#adopt(db, readAppliedIndex(db, 'CHORUS_KV_SCHEMA'));
     } catch (error) {
       db?.close();

@@ -18,20 +18,31 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
+import { evaluateStandbys, writeAcknowledged } from '../core/policy/replication-policy.ts';
+import type { MemberState, StandbyEvaluation, SynchronousCommit } from '../core/policy/replication-policy.ts';
 import { Raft } from '../core/raft/raft.ts';
+import type { ConfigChange } from '../core/raft/raft.ts';
 import type { HardState, Message, ReadFailure, ReadState, Ready, Role } from '../core/raft/types.ts';
-import { encodeCommand } from '../kv/commands.ts';
+import { encodeCommand, validateCommand, validateMemberId, validatePeerAddress } from '../kv/commands.ts';
 import type { Command, KvLimits } from '../kv/commands.ts';
 import type { ApplyResult, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
+import { LagTracker, ProgressWatch } from '../observe/lag.ts';
+import { NodeObserver } from '../observe/observer.ts';
 import { TcpTransport } from '../transport/tcp-transport.ts';
+import { registerObserveRoutes } from '../api/observe-routes.ts';
 import { createApiServer } from '../api/server.ts';
-import type { MemberService } from '../api/service.ts';
-import type { ClusterMember, ClusterView, MemberRole, Readiness, TestFaults } from '../api/types.ts';
+import type { MemberService, ReadMode, ReplicationPatch, WriteAck, WriteOptions } from '../api/service.ts';
+import type {
+  ClusterMember, ClusterView, MemberChangeJson, MemberRole, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults,
+} from '../api/types.ts';
 import { openStorage } from './boot.ts';
 import type { OpenedStorage } from './boot.ts';
-import { formatHostPort, resolveConfig } from './config.ts';
+import { formatHostPort, parseHostPort, resolveConfig } from './config.ts';
 import type { ChorusNodeConfig, HostPort, ResolvedConfig } from './config.ts';
 import { ChorusError, NotLeaderError } from './errors.ts';
+import { FreshnessTracker } from './freshness.ts';
+import { eagerAppliedReportsWanted, resolveReplication } from './replication.ts';
+import type { ReplicationState } from './replication.ts';
 import { createJsonLogger, transportLogger } from './logger.ts';
 import type { Logger } from './logger.ts';
 
@@ -42,15 +53,36 @@ import type { Logger } from './logger.ts';
 const COMMIT_SAVE_INTERVAL_MS = 1000;
 /** /readyz: a member is caught up when it has applied all but this many committed entries. */
 const READY_APPLY_LAG_MAX = 100;
+/** A member whose applied index has not moved for this many election timeouts while behind is
+ * reported as not progressing. */
+const STALL_ELECTION_TIMEOUTS = 5;
 
 interface PendingProposal {
   readonly term: number;
+  /** The commit level it is acknowledged at: 'local' once durable in this leader's log; 'on'
+   * and 'remote_apply' once applied here and, with a standby set, confirmed by the standbys. */
+  readonly level: SynchronousCommit;
+  /** Internal proposals (settings, member addresses) wait for commit only, never for the
+   * standby set: changing the set must work while it cannot be met. */
+  readonly waitForStandbys: boolean;
+  readonly startedMs: number;
   readonly deadlineMs: number;
-  readonly resolve: (result: ApplyResult) => void;
+  readonly resolve: (ack: WriteAck) => void;
   readonly reject: (error: Error) => void;
   /** Another proposal at the same index (an earlier term's, overwritten here but possibly still
    * committed elsewhere): only the applied term decides which one succeeded. */
   next: PendingProposal | null;
+}
+
+/** A write applied here, waiting for the synchronous standby set to confirm it. */
+interface StandbyWait {
+  readonly index: number;
+  readonly level: SynchronousCommit;
+  readonly result: ApplyResult;
+  /** min(request deadline, start + syncStandbyTimeoutMs). */
+  readonly deadlineMs: number;
+  readonly resolve: (ack: WriteAck) => void;
+  readonly reject: (error: Error) => void;
 }
 
 interface PendingRead {
@@ -58,6 +90,8 @@ interface PendingRead {
   index: number;
   /** Whether some attempt reached a leader (expiry is then a timeout, not "no leader"). */
   confirmedByLeader: boolean;
+  /** How the read index is confirmed (a min_revision wait never asks the core). */
+  readonly mode: ReadMode;
   readonly deadlineMs: number;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
@@ -71,6 +105,13 @@ function memberRole(role: Role): MemberRole {
 
 function timeoutError(what: string): ChorusError {
   return new ChorusError('CHORUS_TIMEOUT', `${what}: the request deadline passed; the outcome is unknown (the write may still commit)`);
+}
+
+function standbyTimeoutError(index: number, standbys: string, why: string): ChorusError {
+  return new ChorusError(
+    'CHORUS_SYNC_STANDBY_TIMEOUT',
+    `the write committed at revision ${index} (durable on a majority; it will not be undone) but the synchronous standby set ${standbys} did not confirm it: ${why}`,
+  );
 }
 
 export class ChorusNode implements MemberService {
@@ -130,6 +171,26 @@ export class ChorusNode implements MemberService {
   /** Invariant: the number of reads in the four collections above, at most readsPendingMax. */
   private readsPending = 0;
   private readSeq = 0;
+  /** Writes applied here that wait for the standby set. They still count in proposalsPending. */
+  private standbyWaits: StandbyWait[] = [];
+  /** Log indexes holding a proposal at level 'local' (acknowledged once durable here). */
+  private readonly localWaits = new Set<number>();
+  /** Resolved at the next tick: proposals held during a leadership transfer, membership
+   * changes waiting for the previous one, switchovers waiting for the new leader. Invariant:
+   * each waiter is counted in proposalsPending, so the list is bounded by proposalsPendingMax. */
+  private tickWaiters: (() => void)[] = [];
+
+  // ---- replication
+  private replication: ReplicationState;
+  /** Attested leader heartbeats, for max_staleness_ms reads. */
+  private readonly freshness = new FreshnessTracker();
+  /** The attested heartbeats this member sent while leading, timed when they left. */
+  private readonly ownFreshness = new FreshnessTracker();
+  /** The leader's append times and sizes, for lag in seconds and bytes. */
+  private readonly lagTracker = new LagTracker();
+  private readonly progressWatch = new ProgressWatch();
+  /** Peer addresses recorded through the log (null: forgotten after a removal). */
+  private memberAddresses = new Map<string, string | null>();
 
   // ---- observation
   private snapshotsTaken = 0;
@@ -137,6 +198,9 @@ export class ChorusNode implements MemberService {
   private lastRole: Role = 'follower';
   private lastLeader: string | null = null;
   private lastTerm = 0;
+  /** Metrics, events and alerts (src/observe): told what the loop does, reads it through a
+   * narrow source. */
+  readonly observer: NodeObserver;
 
   // ---- test faults
   private dropFrom: ReadonlySet<string> = new Set();
@@ -159,16 +223,34 @@ export class ChorusNode implements MemberService {
         heartbeatTicks: config.heartbeatTicks,
         preVote: true,
         checkQuorum: true,
-        leaseTicks: 0,
+        leaseTicks: config.leaseTicks,
       },
       {
-        initialConfig: { voters: [...config.initialCluster.keys()], learners: [] },
+        // A joining member knows nothing of the configuration: it learns it from the leader's
+        // snapshot or log, and never campaigns before.
+        initialConfig: config.join ? { voters: [], learners: [] } : { voters: [...config.initialCluster.keys()], learners: [] },
         hardState: storage.hardState,
         snapshot: storage.snapshot,
         entries: storage.entries,
       },
     );
     this.lastTerm = this.raft.currentTerm();
+    this.replication = resolveReplication(config, storage.stateMachine.replicationSettings());
+    this.memberAddresses = storage.stateMachine.memberAddresses();
+    this.raft.setEagerAppliedReports(eagerAppliedReportsWanted(this.replication, this.id));
+    this.observer = new NodeObserver({
+      memberId: config.id,
+      clusterId: config.clusterId,
+      config: config.observe,
+      logger,
+      proposalsPendingMax: config.proposalsPendingMax,
+      readsPendingMax: config.readsPendingMax,
+      source: {
+        clusterView: () => this.clusterView(),
+        pending: () => ({ proposals: this.proposalsPending, reads: this.readsPending }),
+        transportStats: () => this.transport?.stats() ?? null,
+      },
+    });
   }
 
   /** Opens the data directory, recovers, and starts serving (HTTP, then the peer transport). */
@@ -203,6 +285,12 @@ export class ChorusNode implements MemberService {
       logger: this.logger,
     });
     this.api = api;
+    registerObserveRoutes(api, {
+      observer: this.observer,
+      memberId: this.id,
+      peers: () => this.clusterView().members.map((m) => ({ id: m.id, clientAddress: m.clientAddress })),
+      leader: () => this.leader(),
+    });
     await api.listen({ host: config.listenClient.host, port: config.listenClient.port });
     const address = api.server.address();
     if (address === null || typeof address === 'string') throw new ChorusError('CHORUS_INTERNAL', 'the HTTP server has no TCP address');
@@ -211,6 +299,12 @@ export class ChorusNode implements MemberService {
 
     const peers = new Map<string, HostPort>();
     for (const [id, address] of config.initialCluster) if (id !== config.id) peers.set(id, address);
+    // Addresses recorded through the log win over the initial cluster (null: removed).
+    for (const [id, address] of this.memberAddresses) {
+      if (id === config.id) continue;
+      if (address === null) peers.delete(id);
+      else peers.set(id, parseHostPort(address, `address of ${id}`));
+    }
     const transport = await TcpTransport.start({
       clusterId: config.clusterId,
       selfId: config.id,
@@ -235,6 +329,7 @@ export class ChorusNode implements MemberService {
       appliedIndex: this.storage.stateMachine.appliedIndex(),
       voters: status.config.voters,
     });
+    this.observer.start({ term: status.term, commitIndex: status.commitIndex, clientAddress: this.advertisedClient });
     this.nextTickAtMs = performance.now() + config.tickMs;
     this.armTick();
     this.schedulePump();
@@ -279,8 +374,18 @@ export class ChorusNode implements MemberService {
     }
     this.expireRequests(now);
     this.retryReads();
+    if (this.tickWaiters.length > 0) {
+      const waiters = this.tickWaiters;
+      this.tickWaiters = [];
+      for (const wake of waiters) wake();
+    }
     this.schedulePump();
     this.armTick();
+  }
+
+  /** Resolves at the next tick (or at once when the member stops). */
+  private nextTick(): Promise<void> {
+    return new Promise<void>((resolve) => this.tickWaiters.push(resolve));
   }
 
   /**
@@ -315,6 +420,8 @@ export class ChorusNode implements MemberService {
     try {
       // Reads may start while a ready is on disk, as proposals do: it only steps the core.
       if (this.state === 'running') this.startReads();
+      // Acknowledgements from followers arrive between readies: the standby set may be met now.
+      if (this.standbyWaits.length > 0) this.checkStandbyWaits();
       if (this.inflight !== null) return;
       this.observe();
       if (this.deferredCompact !== null) {
@@ -344,6 +451,19 @@ export class ChorusNode implements MemberService {
 
   private async handleReady(ready: Ready): Promise<void> {
     for (const m of ready.messagesBeforePersist) this.send(m);
+    this.observer.noteMessagesSent(ready.messagesBeforePersist);
+    for (const m of ready.messagesBeforePersist) {
+      if (m.type === 'Heartbeat' && m.leaderCommit >= 0) {
+        // One broadcast carries one leaderCommit: note it once.
+        this.ownFreshness.note(m.leaderCommit, performance.now());
+        break;
+      }
+    }
+    if (ready.entries.length > 0 && this.raft.currentRole() === 'leader') {
+      // The leader's own appends: lag in seconds and bytes is measured from here.
+      const now = performance.now();
+      for (const entry of ready.entries) this.lagTracker.noteAppended(entry.index, entry.data?.byteLength ?? 0, now);
+    }
     const { logStore, stableStore, snapshotStore } = this.storage;
     const snapshot = ready.snapshot;
     if (snapshot !== null) {
@@ -354,7 +474,9 @@ export class ChorusNode implements MemberService {
     }
     if (ready.entries.length > 0) {
       // One write of the whole batch and one fsync (the store queues them in call order).
+      const syncStartedMs = performance.now();
       await Promise.all([logStore.append(ready.entries), logStore.sync()]);
+      this.observer.noteWalSynced(ready.entries, performance.now() - syncStartedMs);
     }
     if (ready.hardState !== null) this.unsavedHardState = ready.hardState;
     const hs = this.unsavedHardState;
@@ -367,10 +489,15 @@ export class ChorusNode implements MemberService {
     if (this.state !== 'running' && this.state !== 'stopping') return;
     for (const m of ready.messages) this.send(m);
     if (snapshot !== null) this.installSnapshot(snapshot.meta.index, snapshot.data);
+    const applyStartedMs = performance.now();
     this.apply(ready.committedEntries);
+    this.observer.noteApplied(ready.committedEntries.length, performance.now() - applyStartedMs);
     this.takeReadStates(ready.readStates, ready.readFailures);
     this.serveAppliedReads();
     this.raft.advance(ready);
+    // advance() moved the durable index: writes at 'local' may be acknowledged now.
+    if (this.localWaits.size > 0) this.ackLocalWrites();
+    if (this.standbyWaits.length > 0) this.checkStandbyWaits();
   }
 
   private mustSaveHardState(hs: HardState): boolean {
@@ -383,10 +510,14 @@ export class ChorusNode implements MemberService {
     this.storage.stateMachine.restore(data);
     this.snapshotsInstalled++;
     this.logger.info('snapshot-installed', { snapshotIndex: index, appliedIndex: this.storage.stateMachine.appliedIndex() });
+    this.observer.noteSnapshotInstalled(index, data.byteLength, this.raft.currentLeader());
+    // The snapshot carries the replicated settings and member addresses.
+    this.reloadReplicatedSettings();
     // Proposals the snapshot covers were decided elsewhere; their results are not known here.
     for (const [index2, head] of this.proposals) {
       if (index2 > index) continue;
       this.proposals.delete(index2);
+      this.localWaits.delete(index2);
       for (let p: PendingProposal | null = head; p !== null; p = p.next) {
         this.proposalsPending--;
         p.reject(timeoutError('a snapshot replaced the log before the write applied here'));
@@ -396,29 +527,170 @@ export class ChorusNode implements MemberService {
 
   private apply(entries: Ready['committedEntries']): void {
     if (entries.length === 0) return;
+    // Committed when the core handed them out, just before this apply (commit latency).
+    const committedMs = performance.now();
     const results = this.storage.stateMachine.applyBatch(entries);
+    for (const result of results) {
+      if (result.kind === 'replication-config' || result.kind === 'member-address') this.onSettingsApplied(result);
+    }
     if (this.proposals.size === 0) return;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       const head = this.proposals.get(entry.index);
       if (head === undefined) continue;
       this.proposals.delete(entry.index);
+      this.localWaits.delete(entry.index);
       const result = results[i]!;
       for (let p: PendingProposal | null = head; p !== null; p = p.next) {
-        this.proposalsPending--;
+        if (p.term === entry.term) this.observer.noteCommitted(p.level, committedMs - p.startedMs);
         if (p.term !== entry.term) {
+          this.proposalsPending--;
           p.reject(new ChorusError('CHORUS_LEADER_CHANGED', `another entry committed at index ${entry.index}: the write was not applied`));
         } else if (result.kind === 'error') {
+          this.proposalsPending--;
           p.reject(new ChorusError(result.code, result.message));
         } else if (result.kind === 'skipped') {
           // Applied before this run (cannot happen on the leader that proposed it); the result
           // is not available.
+          this.proposalsPending--;
           p.reject(timeoutError(`entry ${entry.index} was applied earlier`));
         } else {
-          p.resolve(result);
+          this.settleApplied(entry.index, p, result);
         }
       }
     }
+  }
+
+  /** A proposal's entry is committed and applied here: acknowledge it, or wait for the standbys. */
+  private settleApplied(index: number, p: PendingProposal, result: ApplyResult): void {
+    if (p.level === 'off' || p.level === 'local') {
+      // Not yet acknowledged as durable here (rare: the commit overtook the local fsync report).
+      this.proposalsPending--;
+      p.resolve({ committed: false, revision: index });
+      return;
+    }
+    const evaluation = p.waitForStandbys ? this.evaluateStandbysNow() : null;
+    if (!p.waitForStandbys || this.replication.standbySet === null || (evaluation !== null && this.standbysAcknowledge(p.level, index, evaluation))) {
+      this.proposalsPending--;
+      p.resolve({ committed: true, result });
+      return;
+    }
+    // Still counted in proposalsPending until it settles.
+    this.standbyWaits.push({
+      index,
+      level: p.level,
+      result,
+      deadlineMs: Math.min(p.deadlineMs, p.startedMs + this.config.syncStandbyTimeoutMs),
+      resolve: p.resolve,
+      reject: p.reject,
+    });
+  }
+
+  /** The standby set as the leader sees it now; null when there is none or this is no leader. */
+  private evaluateStandbysNow(): StandbyEvaluation | null {
+    const set = this.replication.standbySet;
+    if (set === null || this.raft.currentRole() !== 'leader') return null;
+    const status = this.raft.status();
+    const members = new Map<string, MemberState>();
+    for (const [id, pr] of status.progress) {
+      members.set(id, { durableIndex: pr.match, appliedIndex: pr.applied, connected: pr.ackAgeTicks !== null && pr.ackAgeTicks <= this.config.electionTicks });
+    }
+    members.set(this.id, { durableIndex: status.persistedIndex, appliedIndex: this.storage.stateMachine.appliedIndex(), connected: true });
+    return evaluateStandbys(set, this.id, members);
+  }
+
+  private standbysAcknowledge(level: SynchronousCommit, index: number, standbys: StandbyEvaluation): boolean {
+    return writeAcknowledged(level, {
+      index,
+      // Applied here, so committed: it is in every later leader's log.
+      inLeaderLog: true,
+      leaderDurableIndex: this.raft.log.persisted,
+      commitIndex: this.raft.log.committed,
+      leaderAppliedIndex: this.storage.stateMachine.appliedIndex(),
+      standbys,
+    });
+  }
+
+  private checkStandbyWaits(): void {
+    const noSet = this.replication.standbySet === null;
+    const evaluation = noSet ? null : this.evaluateStandbysNow();
+    // Not leading any more: nobody here can tell; the waits run to their deadline.
+    if (!noSet && evaluation === null) return;
+    const still: StandbyWait[] = [];
+    for (const w of this.standbyWaits) {
+      if (noSet || this.standbysAcknowledge(w.level, w.index, evaluation!)) {
+        this.proposalsPending--;
+        w.resolve({ committed: true, result: w.result });
+      } else {
+        still.push(w);
+      }
+    }
+    this.standbyWaits = still;
+  }
+
+  /** Acknowledges writes at 'local' whose entry is durable in this leader's log, at its term. */
+  private ackLocalWrites(): void {
+    const persisted = this.raft.log.persisted;
+    for (const index of this.localWaits) {
+      if (index > persisted) continue;
+      const term = this.raft.log.term(index);
+      let kept: PendingProposal | null = null;
+      let tail: PendingProposal | null = null;
+      let localLeft = false;
+      for (let p = this.proposals.get(index) ?? null; p !== null; ) {
+        const next: PendingProposal | null = p.next;
+        if (p.level === 'local' && p.term === term) {
+          this.proposalsPending--;
+          p.resolve({ committed: false, revision: index });
+        } else {
+          if (p.level === 'local') localLeft = true;
+          p.next = null;
+          if (tail === null) kept = p;
+          else tail.next = p;
+          tail = p;
+        }
+        p = next;
+      }
+      if (kept === null) this.proposals.delete(index);
+      else this.proposals.set(index, kept);
+      if (!localLeft) this.localWaits.delete(index);
+    }
+  }
+
+  /** Reacts to replicated settings: the standby set, eager apply reports, transport peers. */
+  private onSettingsApplied(result: Extract<ApplyResult, { kind: 'replication-config' | 'member-address' }>): void {
+    if (result.kind === 'replication-config') {
+      this.replication = resolveReplication(this.config, result.settings);
+      this.raft.setEagerAppliedReports(eagerAppliedReportsWanted(this.replication, this.id));
+      this.logger.info('replication-config-applied', {
+        synchronousCommit: result.settings.synchronousCommit, synchronousStandbyNames: result.settings.synchronousStandbyNames, revision: result.revision,
+      });
+      this.observer.noteSettingsApplied(result.settings, result.revision);
+      return;
+    }
+    this.memberAddresses.set(result.id, result.peerAddress);
+    this.applyPeerAddress(result.id, result.peerAddress);
+  }
+
+  private applyPeerAddress(id: string, address: string | null): void {
+    if (id === this.id || this.transport === null) return;
+    if (address === null) {
+      this.transport.removePeer(id);
+      this.progressWatch.forget(id);
+    } else {
+      this.transport.setPeer(id, parseHostPort(address, `address of ${id}`));
+    }
+  }
+
+  /** After a snapshot replaced the state: settings and addresses as the snapshot holds them. */
+  private reloadReplicatedSettings(): void {
+    this.replication = resolveReplication(this.config, this.storage.stateMachine.replicationSettings());
+    this.raft.setEagerAppliedReports(eagerAppliedReportsWanted(this.replication, this.id));
+    const addresses = this.storage.stateMachine.memberAddresses();
+    for (const [id, address] of addresses) {
+      if (this.memberAddresses.get(id) !== address) this.applyPeerAddress(id, address);
+    }
+    this.memberAddresses = addresses;
   }
 
   private takeReadStates(states: readonly ReadState[], failures: readonly ReadFailure[]): void {
@@ -474,13 +746,19 @@ export class ChorusNode implements MemberService {
     this.schedulePump();
   }
 
-  /** Asks the core for one read index on behalf of every read waiting to start. */
+  /** Asks the core for one read index on behalf of every read waiting to start (one for the
+   * lease reads, one for the others). */
   private startReads(): void {
     if (this.readsToStart.length === 0) return;
-    const readId = (++this.readSeq).toString(36);
-    this.readsAwaitingIndex.set(readId, this.readsToStart);
+    const lease = this.readsToStart.filter((r) => r.mode === 'lease');
+    const quorum = lease.length === 0 ? this.readsToStart : this.readsToStart.filter((r) => r.mode !== 'lease');
     this.readsToStart = [];
-    this.raft.readIndex(readId, 'quorum');
+    for (const [batch, mode] of [[quorum, 'quorum'], [lease, 'lease']] as const) {
+      if (batch.length === 0) continue;
+      const readId = (++this.readSeq).toString(36);
+      this.readsAwaitingIndex.set(readId, batch);
+      this.raft.readIndex(readId, mode);
+    }
   }
 
   private expireRequests(now: number): void {
@@ -522,6 +800,18 @@ export class ChorusNode implements MemberService {
       this.readsAwaitingApply = this.readsAwaitingApply.filter((r) => !expire(r));
       this.readsToRetry = this.readsToRetry.filter((r) => !expire(r));
     }
+    if (this.standbyWaits.length > 0) {
+      const names = this.replication.synchronousStandbyNames;
+      const why = this.raft.currentRole() === 'leader'
+        ? `not confirmed within ${this.config.syncStandbyTimeoutMs} ms (or the request deadline)`
+        : 'this member stopped leading before they confirmed it';
+      this.standbyWaits = this.standbyWaits.filter((w) => {
+        if (w.deadlineMs > now) return true;
+        this.proposalsPending--;
+        w.reject(standbyTimeoutError(w.index, `"${names}"`, why));
+        return false;
+      });
+    }
   }
 
   // ------------------------------------------------------------------ snapshots
@@ -556,6 +846,7 @@ export class ChorusNode implements MemberService {
         else this.deferredCompact = { index: meta.index, data, retainFromIndex };
         await this.storage.logStore.compact(retainFromIndex - 1);
         this.snapshotsTaken++;
+        this.observer.noteSnapshotTaken(meta.index, data.byteLength);
         this.logger.info('snapshot-taken', {
           snapshotIndex: meta.index, term, bytes: data.byteLength, logFirstIndex: retainFromIndex,
           durationMs: Math.round(performance.now() - startedMs),
@@ -583,6 +874,10 @@ export class ChorusNode implements MemberService {
       this.fatal(error);
       return;
     }
+    // An attested heartbeat of our current leader bounds the staleness of what we applied.
+    if (m.type === 'Heartbeat' && m.leaderCommit >= 0 && m.term === this.raft.currentTerm() && this.raft.currentLeader() === m.from) {
+      this.freshness.note(m.leaderCommit, performance.now());
+    }
     this.schedulePump();
   }
 
@@ -590,6 +885,8 @@ export class ChorusNode implements MemberService {
     const role = this.raft.currentRole();
     const leader = this.raft.currentLeader();
     const term = this.raft.currentTerm();
+    // Events (elections, leader changes with their reason, membership): the observer compares.
+    this.observer.observeRaft(role, leader, term, this.raft.log.config(), () => this.raft.status().lastLeaderChangeReason);
     if (role === this.lastRole && leader === this.lastLeader && term === this.lastTerm) return;
     if (role !== this.lastRole) {
       const fields = { from: this.lastRole, to: role, term };
@@ -613,48 +910,143 @@ export class ChorusNode implements MemberService {
     throw new ChorusError('CHORUS_STOPPING', 'this member is not serving (starting or stopping)');
   }
 
-  async propose(command: Command, deadlineMs: number): Promise<ApplyResult> {
+  async propose(command: Command, deadlineMs: number, options: WriteOptions = {}): Promise<WriteAck> {
+    let level = options.level ?? this.replication.synchronousCommit;
+    if (command.kind === 'txn' && (level === 'off' || level === 'local')) {
+      // A transaction's answer is its result (did the comparisons hold, what did the gets see),
+      // which exists only once it is applied, i.e. committed.
+      if (options.level !== undefined) throw new ChorusError('CHORUS_BAD_REQUEST', `a transaction cannot be acknowledged at commit level ${level}: its result exists only once it is committed (use on or remote_apply)`);
+      level = 'on';
+    }
+    if (command.kind === 'replication-config' || command.kind === 'member-address') {
+      throw new ChorusError('CHORUS_BAD_REQUEST', `${command.kind} commands are proposed by their own endpoints`);
+    }
+    return this.proposeEntry(command, deadlineMs, level, true);
+  }
+
+  /** Proposes `command` and resolves once acknowledged at `level` (see PendingProposal). */
+  private async proposeEntry(command: Command, deadlineMs: number, level: SynchronousCommit, waitForStandbys: boolean): Promise<WriteAck> {
     this.checkServing();
     if (this.proposalsPending >= this.config.proposalsPendingMax) {
+      this.observer.noteDropped('proposals', 'pending-max');
       throw new ChorusError('CHORUS_BUSY', `${this.proposalsPending} writes are pending (proposalsPendingMax)`);
     }
     const data = encodeCommand(command);
     if (data.byteLength > this.commandBytesMax) {
       throw new ChorusError('CHORUS_REQUEST_TOO_LARGE', `the write encodes to ${data.byteLength} bytes, more than ${this.commandBytesMax}`);
     }
-    const result = this.raft.propose(data);
+    const startedMs = performance.now();
+    let result = this.raft.propose(data);
+    // A leadership transfer refuses proposals for at most an election timeout: hold the write
+    // and propose it again, here if the transfer failed, or (NotLeaderError: the API forwards
+    // it) at the new leader. Nothing was proposed while it is held.
+    while (result.kind === 'dropped' && result.reason === 'transfer-in-progress' && performance.now() < deadlineMs) {
+      await this.holdOneTick();
+      this.checkServing();
+      result = this.raft.propose(data);
+    }
     switch (result.kind) {
       case 'not-leader':
         throw new NotLeaderError(result.leaderId);
       case 'busy':
+        this.observer.noteDropped('proposals', 'uncommitted-max');
         throw new ChorusError('CHORUS_BUSY', 'too many uncommitted entries at the leader');
       case 'dropped':
         throw new ChorusError('CHORUS_BUSY', `the leader refused the write (${result.reason})`);
       case 'accepted':
         break;
     }
+    this.observer.noteProposal(level);
     this.schedulePump();
-    return new Promise<ApplyResult>((resolve, reject) => {
-      const pending: PendingProposal = { term: result.term, deadlineMs, resolve, reject, next: this.proposals.get(result.index) ?? null };
+    // off: acknowledged once appended to the leader's log, before any fsync.
+    if (level === 'off') return { committed: false, revision: result.index };
+    return new Promise<WriteAck>((resolve, reject) => {
+      const pending: PendingProposal = {
+        term: result.term, level, waitForStandbys, startedMs, deadlineMs, resolve, reject, next: this.proposals.get(result.index) ?? null,
+      };
       this.proposals.set(result.index, pending);
       this.proposalsPending++;
+      if (level === 'local') this.localWaits.add(result.index);
     });
   }
 
-  readBarrier(deadlineMs: number): Promise<void> {
+  /** Waits for the next tick, counted as a pending proposal (which bounds the waiters). */
+  private async holdOneTick(): Promise<void> {
+    this.proposalsPending++;
+    try {
+      await this.nextTick();
+    } finally {
+      this.proposalsPending--;
+    }
+  }
+
+  readBarrier(deadlineMs: number, mode: ReadMode = 'quorum'): Promise<void> {
     try {
       this.checkServing();
     } catch (error) {
       return Promise.reject(error);
     }
     if (this.readsPending >= this.config.readsPendingMax) {
+      this.observer.noteDropped('reads', 'pending-max');
       return Promise.reject(new ChorusError('CHORUS_BUSY', `${this.readsPending} reads are pending (readsPendingMax)`));
     }
     return new Promise<void>((resolve, reject) => {
-      this.readsToStart.push({ index: -1, confirmedByLeader: false, deadlineMs, resolve, reject });
+      this.readsToStart.push({ index: -1, confirmedByLeader: false, mode, deadlineMs, resolve, reject });
       this.readsPending++;
       this.schedulePump();
     });
+  }
+
+  waitForApplied(index: number, deadlineMs: number): Promise<void> {
+    try {
+      this.checkServing();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.storage.stateMachine.appliedIndex() >= index) return Promise.resolve();
+    if (this.readsPending >= this.config.readsPendingMax) {
+      this.observer.noteDropped('reads', 'pending-max');
+      return Promise.reject(new ChorusError('CHORUS_BUSY', `${this.readsPending} reads are pending (readsPendingMax)`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      // Expiry of a "confirmed" read is a timeout: this member has not applied the revision.
+      this.readsAwaitingApply.push({ index, confirmedByLeader: true, mode: 'quorum', deadlineMs, resolve, reject });
+      this.readsPending++;
+    });
+  }
+
+  stalenessBoundMs(): number {
+    if (this.state !== 'running') return Number.POSITIVE_INFINITY;
+    const applied = this.storage.stateMachine.appliedIndex();
+    const now = performance.now();
+    if (this.raft.currentRole() === 'leader') {
+      const status = this.raft.status();
+      if (status.commitAttested && applied >= status.commitIndex) return 0;
+      // Our own attested heartbeats, timed when they left: no delay to assume.
+      return this.ownFreshness.boundMs(applied, now, 0);
+    }
+    return this.freshness.boundMs(applied, now, this.config.heartbeatDelayMaxMs);
+  }
+
+  replicaHealth(): ReplicaHealth {
+    const status = this.raft.status();
+    const role = this.roleOf(this.id, status);
+    const latest = this.freshness.latest();
+    const now = performance.now();
+    const recent = latest !== null && now - latest.arrivedMs <= this.config.electionTicks * this.config.tickMs;
+    const applied = this.state === 'running' ? this.storage.stateMachine.appliedIndex() : 0;
+    const lagEntries = recent && status.leaderId !== null && role !== 'leader'
+      ? Math.max(0, Math.max(latest.leaderCommit, status.commitIndex) - applied)
+      : null;
+    return { id: this.id, role, leaderId: status.leaderId, lagEntries };
+  }
+
+  /** A member's role as the API names it: learners are members outside the voters. */
+  private roleOf(id: string, status: ReturnType<Raft['status']>): MemberRole {
+    if (id === status.leaderId) return 'leader';
+    if (status.config.learners.includes(id)) return 'learner';
+    if (id === this.id) return memberRole(status.role);
+    return 'follower';
   }
 
   get(key: string): KvRecord | undefined {
@@ -681,52 +1073,274 @@ export class ChorusNode implements MemberService {
     const isLeader = status.role === 'leader';
     const peerStats = this.transport?.stats().peers ?? {};
     const ids = [...status.config.voters, ...status.config.learners];
+    const now = performance.now();
+    const stallMs = STALL_ELECTION_TIMEOUTS * this.config.electionTicks * this.config.tickMs;
+    const appliedHere = this.storage.stateMachine.appliedIndex();
     const members: ClusterMember[] = ids.map((id) => {
       const voter = status.config.voters.includes(id);
-      const peer = this.config.initialCluster.get(id);
       const self = id === this.id;
-      const role: MemberRole = id === status.leaderId ? 'leader' : self ? memberRole(status.role) : voter ? 'follower' : 'learner';
+      const role = this.roleOf(id, status);
       let reachable: boolean;
       let matchIndex: number | null = null;
+      let appliedIndex: number | null = null;
       if (self) {
         reachable = true;
-        if (isLeader) matchIndex = status.persistedIndex;
+        if (isLeader) {
+          matchIndex = status.persistedIndex;
+          appliedIndex = appliedHere;
+        }
       } else if (isLeader) {
         const pr = status.progress.get(id);
         reachable = pr !== undefined && pr.ackAgeTicks !== null && pr.ackAgeTicks <= this.config.electionTicks;
         matchIndex = pr?.match ?? 0;
+        appliedIndex = pr?.applied ?? 0;
       } else {
         reachable = peerStats[id]?.connected ?? false;
       }
+      let lag = null;
+      let progressing: boolean | null = null;
+      let canLead: boolean | null = null;
+      let whyNot: string | null = null;
+      if (appliedIndex !== null && matchIndex !== null) {
+        // Lag is what the member can serve: its applied state against the leader's log.
+        lag = this.lagTracker.lag(appliedIndex, status.lastIndex, now);
+        progressing = this.progressWatch.observe(id, appliedIndex, appliedIndex >= status.commitIndex, now, stallMs);
+        const behind = status.commitIndex - matchIndex;
+        whyNot = !voter ? 'learner' : !reachable ? 'unreachable' : behind > 0 ? `behind by ${behind} entries` : null;
+        canLead = whyNot === null;
+      }
       return {
         id,
-        peerAddress: peer === undefined ? null : formatHostPort(peer),
+        peerAddress: this.peerAddressOf(id),
         clientAddress: self ? this.advertisedClient : this.transport?.peerClientAddress(id) ?? null,
         role,
         voter,
         reachable,
         matchIndex,
-        lagEntries: matchIndex === null ? null : Math.max(0, status.lastIndex - matchIndex),
+        appliedIndex,
+        lagEntries: lag === null ? null : lag.entries,
+        lagBytes: lag === null ? null : lag.bytes,
+        lagSeconds: lag === null ? null : Math.round(lag.seconds * 1000) / 1000,
+        progressing,
+        canLead,
+        whyNot,
       };
     });
-    const peer = this.config.initialCluster.get(this.id);
+    const evaluation = this.evaluateStandbysNow();
     return {
       clusterId: this.config.clusterId,
       term: status.term,
       leaderId: status.leaderId,
       self: {
         id: this.id,
-        role: memberRole(status.role),
+        role: this.roleOf(this.id, status),
         commitIndex: status.commitIndex,
-        appliedIndex: this.storage.stateMachine.appliedIndex(),
+        appliedIndex: appliedHere,
         lastIndex: status.lastIndex,
         snapshotIndex: status.snapshotIndex,
         clientAddress: this.advertisedClient,
-        peerAddress: peer === undefined ? null : formatHostPort(peer),
+        peerAddress: this.peerAddressOf(this.id),
       },
       members,
       membersSource: isLeader ? 'leader' : 'local',
+      replication: {
+        ...this.replicationConfig(),
+        standbys: evaluation?.standbys ?? [],
+        satisfiable: isLeader ? (evaluation === null ? true : evaluation.satisfiable) : null,
+      },
     };
+  }
+
+  /** A member's peer address: recorded through the log, else from the initial cluster. */
+  private peerAddressOf(id: string): string | null {
+    const recorded = this.memberAddresses.get(id);
+    if (recorded !== undefined) return recorded;
+    const initial = this.config.initialCluster.get(id);
+    return initial === undefined ? null : formatHostPort(initial);
+  }
+
+  // ------------------------------------------------------------------ replication settings
+
+  replicationConfig(): ReplicationConfigJson {
+    const r = this.replication;
+    return { synchronous_commit: r.synchronousCommit, synchronous_standby_names: r.synchronousStandbyNames, source: r.source, revision: r.revision };
+  }
+
+  async setReplicationConfig(patch: ReplicationPatch, deadlineMs: number): Promise<ReplicationConfigJson> {
+    this.checkServing();
+    this.requireLeader();
+    const command: Command = {
+      kind: 'replication-config',
+      synchronousCommit: patch.synchronousCommit ?? this.replication.synchronousCommit,
+      synchronousStandbyNames: patch.synchronousStandbyNames ?? this.replication.synchronousStandbyNames,
+    };
+    validateCommand(command, this.limits);
+    // Committed is enough: a change must get through while the current standby set is not met.
+    await this.proposeEntry(command, deadlineMs, 'on', false);
+    return this.replicationConfig();
+  }
+
+  // ------------------------------------------------------------------ membership and switchover
+
+  private requireLeader(): void {
+    if (this.raft.currentRole() !== 'leader') throw new NotLeaderError(this.raft.currentLeader());
+  }
+
+  async addMember(request: { readonly id: string; readonly peerAddress: string; readonly learner: boolean }, deadlineMs: number): Promise<MemberChangeJson> {
+    const id = validateMemberId(request.id);
+    const peerAddress = validatePeerAddress(request.peerAddress);
+    this.checkServing();
+    this.requireLeader();
+    const { config } = this.raft.status();
+    if (config.voters.includes(id) || config.learners.includes(id)) {
+      throw new ChorusError('CHORUS_MEMBER_EXISTS', `${id} is already a ${config.voters.includes(id) ? 'voter' : 'learner'}`);
+    }
+    // The address first: once the configuration names the member, every member must be able
+    // to dial it. Re-running after a failure is harmless (same record again).
+    await this.proposeEntry({ kind: 'member-address', id, peerAddress }, deadlineMs, 'on', false);
+    const revision = await this.changeMembership({ kind: request.learner ? 'add-learner' : 'add-voter', id }, deadlineMs);
+    this.logger.info('member-added', { memberId: id, peerAddress, learner: request.learner, revision });
+    return { id, peerAddress, role: request.learner ? 'learner' : 'voter', revision, commitIndex: this.raft.log.committed };
+  }
+
+  async promoteMember(id: string, deadlineMs: number): Promise<MemberChangeJson> {
+    validateMemberId(id);
+    this.checkServing();
+    this.requireLeader();
+    const { config } = this.raft.status();
+    if (config.voters.includes(id)) throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', `${id} is already a voter`);
+    if (!config.learners.includes(id)) throw new ChorusError('CHORUS_MEMBER_NOT_FOUND', `no learner ${id} in the cluster`);
+    const revision = await this.changeMembership({ kind: 'promote', id }, deadlineMs);
+    this.logger.info('member-promoted', { memberId: id, revision });
+    return { id, peerAddress: this.peerAddressOf(id), role: 'voter', revision, commitIndex: this.raft.log.committed };
+  }
+
+  async removeMember(id: string, deadlineMs: number): Promise<MemberChangeJson> {
+    validateMemberId(id);
+    this.checkServing();
+    this.requireLeader();
+    const { config } = this.raft.status();
+    const isVoter = config.voters.includes(id);
+    if (!isVoter && !config.learners.includes(id)) throw new ChorusError('CHORUS_MEMBER_NOT_FOUND', `no member ${id} in the cluster`);
+    if (isVoter && config.voters.length === 1) throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', `${id} is the last voter; a cluster needs at least one`);
+    const set = this.replication.standbySet;
+    if (set !== null) {
+      // A set that can never be met again would block every write at on/remote_apply.
+      const after = [...config.voters, ...config.learners].filter((m) => m !== id);
+      const candidates = new Set<string>();
+      for (const name of set.names) {
+        for (const m of name === '*' ? after.filter((x) => x !== this.id) : after.includes(name) ? [name] : []) candidates.add(m);
+      }
+      if (candidates.size < set.count) {
+        throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', `removing ${id} leaves synchronous_standby_names "${this.replication.synchronousStandbyNames}" unsatisfiable; change it first (PUT /v1/config/replication)`);
+      }
+    }
+    if (id === this.id) {
+      // The leader hands over first, so that the cluster keeps serving while the change commits;
+      // the API then forwards the request to the new leader, which removes this member.
+      const handover = await this.switchover(null, deadlineMs);
+      throw new NotLeaderError(handover.leaderId);
+    }
+    const peerAddress = this.peerAddressOf(id);
+    const revision = await this.changeMembership({ kind: 'remove', id }, deadlineMs);
+    this.logger.info('member-removed', { memberId: id, revision });
+    try {
+      // Forget its address so that no member keeps dialing it; harmless if this fails.
+      await this.proposeEntry({ kind: 'member-address', id, peerAddress: null }, deadlineMs, 'on', false);
+    } catch (error) {
+      this.logger.warn('member-address-not-forgotten', { memberId: id, error });
+    }
+    return { id, peerAddress, role: 'removed', revision, commitIndex: this.raft.log.committed };
+  }
+
+  /**
+   * Proposes a single-server configuration change and resolves with its index once it is
+   * committed and applied here. The core takes one change at a time, and none during a
+   * transfer: the change is held (counted as a pending proposal) and proposed again each tick
+   * until the deadline.
+   */
+  private async changeMembership(change: ConfigChange, deadlineMs: number): Promise<number> {
+    for (;;) {
+      this.checkServing();
+      if (this.proposalsPending >= this.config.proposalsPendingMax) {
+        throw new ChorusError('CHORUS_BUSY', `${this.proposalsPending} writes are pending (proposalsPendingMax)`);
+      }
+      const result = this.raft.proposeConfigChange(change);
+      if (result.kind === 'dropped' && result.reason !== 'invalid-config') {
+        if (performance.now() >= deadlineMs) {
+          throw new ChorusError('CHORUS_BUSY', `the membership change was not proposed (${result.reason}: another change or a transfer is still in progress); retry`);
+        }
+        await this.holdOneTick();
+        continue;
+      }
+      switch (result.kind) {
+        case 'not-leader':
+          throw new NotLeaderError(result.leaderId);
+        case 'busy':
+          throw new ChorusError('CHORUS_BUSY', 'too many uncommitted entries at the leader');
+        case 'dropped':
+          throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', `the change ${change.kind} ${change.id} is not valid for the current configuration`);
+        case 'accepted':
+          break;
+      }
+      this.schedulePump();
+      await new Promise<WriteAck>((resolve, reject) => {
+        const pending: PendingProposal = {
+          term: result.term, level: 'on', waitForStandbys: false, startedMs: performance.now(), deadlineMs, resolve, reject,
+          next: this.proposals.get(result.index) ?? null,
+        };
+        this.proposals.set(result.index, pending);
+        this.proposalsPending++;
+      });
+      return result.index;
+    }
+  }
+
+  async switchover(to: string | null, deadlineMs: number): Promise<SwitchoverJson> {
+    if (to !== null) validateMemberId(to);
+    this.checkServing();
+    this.requireLeader();
+    const status = this.raft.status();
+    const target = to ?? this.bestSuccessor(status);
+    if (target === null) throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', 'no other voter is reachable and able to lead');
+    if (target === this.id) return { previousLeaderId: this.id, leaderId: this.id, term: status.term };
+    if (!status.config.voters.includes(target)) {
+      if (status.config.learners.includes(target)) throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', `${target} is a learner; promote it first`);
+      throw new ChorusError('CHORUS_MEMBER_NOT_FOUND', `no voter ${target} in the cluster`);
+    }
+    const started = this.raft.transferLeadership(target);
+    if (!started.ok) {
+      if (started.reason === 'not-leader') throw new NotLeaderError(this.raft.currentLeader());
+      throw new ChorusError('CHORUS_MEMBER_CHANGE_INVALID', `cannot transfer leadership to ${target} (${started.reason})`);
+    }
+    this.logger.info('switchover-started', { to: target, term: status.term });
+    this.schedulePump();
+    for (;;) {
+      await this.holdOneTick();
+      this.checkServing();
+      const leaderId = this.raft.currentLeader();
+      if (this.raft.currentRole() !== 'leader' && leaderId !== null && leaderId !== this.id) {
+        return { previousLeaderId: this.id, leaderId, term: this.raft.currentTerm() };
+      }
+      const stillTrying = this.raft.currentRole() === 'leader' && this.raft.status().transferee === target;
+      if ((this.raft.currentRole() === 'leader' && !stillTrying) || performance.now() >= deadlineMs) {
+        // The core gave up after an election timeout, or the deadline passed. A TimeoutNow
+        // already sent may still start an election: the outcome is not certain.
+        throw new ChorusError('CHORUS_TIMEOUT', `the switchover to ${target} did not complete in time; leadership may still move`);
+      }
+    }
+  }
+
+  /** The reachable voter with the most of the log (ties: lowest id), or null. */
+  private bestSuccessor(status: ReturnType<Raft['status']>): string | null {
+    let best: { id: string; match: number } | null = null;
+    for (const id of [...status.config.voters].sort()) {
+      if (id === this.id) continue;
+      const pr = status.progress.get(id);
+      if (pr === undefined || pr.ackAgeTicks === null || pr.ackAgeTicks > this.config.electionTicks) continue;
+      if (best === null || pr.match > best.match) best = { id, match: pr.match };
+    }
+    return best?.id ?? null;
   }
 
   readiness(): Readiness {
@@ -776,7 +1390,14 @@ export class ChorusNode implements MemberService {
       for (let p: PendingProposal | null = head; p !== null; p = p.next) p.reject(proposalError());
     }
     this.proposals.clear();
+    this.localWaits.clear();
+    for (const w of this.standbyWaits) w.reject(proposalError());
+    this.standbyWaits = [];
     this.proposalsPending = 0;
+    // Held proposals and switchovers wake up, find the member stopping and give up.
+    const waiters = this.tickWaiters;
+    this.tickWaiters = [];
+    for (const wake of waiters) wake();
     const reads = [...this.readsToStart, ...[...this.readsAwaitingIndex.values()].flat(), ...this.readsAwaitingApply, ...this.readsToRetry];
     this.readsToStart = [];
     this.readsAwaitingIndex.clear();
@@ -809,12 +1430,15 @@ export class ChorusNode implements MemberService {
     if (!failed) this.state = 'stopping';
     if (this.tickTimer !== null) clearTimeout(this.tickTimer);
     this.tickTimer = null;
+    // No more rule evaluations (they read the stores); webhook deliveries still queued are dropped.
+    const observerStopped = this.observer.stop();
     this.failWaiting(() => timeoutError('the member is stopping'), () => new ChorusError('CHORUS_STOPPING', 'the member is stopping'));
     const closeApi = this.api?.close().catch((error: unknown) => this.logger.warn('http-close-failed', { error }));
     await this.inflightDone.catch(() => undefined);
     await this.snapshotSaving.catch(() => undefined);
     await this.transport?.close();
     await closeApi;
+    await observerStopped;
     if (!failed && this.unsavedHardState !== null) {
       try {
         await this.storage.stableStore.save(this.unsavedHardState);

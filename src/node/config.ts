@@ -1,8 +1,12 @@
 // Configuration of a member: the settings, their defaults and validation, and the parsing of
 // addresses and of the initial cluster. Shared by the embeddable ChorusNode and the CLI.
 import { createHash } from 'node:crypto';
+import { formatStandbyNames, parseStandbyNames, parseSynchronousCommit } from '../core/policy/replication-policy.ts';
+import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/commands.ts';
 import type { KvLimits } from '../kv/commands.ts';
+import { resolveObserveConfig } from '../observe/config.ts';
+import type { AlertsSettings, ObserveConfig } from '../observe/config.ts';
 import { ChorusError } from './errors.ts';
 import type { LogLevel, Logger } from './logger.ts';
 
@@ -53,8 +57,36 @@ export interface ChorusNodeConfig {
   readonly forwardsPendingMax?: number;
   /** A request is forwarded at most this many times (default 2). */
   readonly forwardHopsMax?: number;
+  /** The cluster's default commit level (PostgreSQL's synchronous_commit): off, local, on
+   * (default) or remote_apply. A seed: once a value was replicated through
+   * PUT /v1/config/replication, the replicated value wins. */
+  readonly synchronousCommit?: string;
+  /** The synchronous standby set (PostgreSQL's synchronous_standby_names): 'FIRST k (a, b)',
+   * 'ANY k (a, b)', 'k (a, b)' or a bare list; '' (default) for none. A seed, as above. */
+  readonly synchronousStandbyNames?: string;
+  /** How long a write at on/remote_apply waits for the standby set once committed, before
+   * 504 CHORUS_SYNC_STANDBY_TIMEOUT (default 5000 ms; the request deadline still applies). */
+  readonly syncStandbyTimeoutMs?: number;
+  /** Leader lease in ticks for ?consistency=lease reads (default electionTicks - 2; 0 disables
+   * the lease, and lease reads then confirm with a heartbeat round like linearizable ones).
+   * Must be below electionTicks: see docs/guarantees.md for the clock assumption. */
+  readonly leaseTicks?: number;
+  /** The longest a leader heartbeat is assumed to take to arrive, added to the staleness bound
+   * of max_staleness_ms reads (default 50 ms). See docs/replication.md. */
+  readonly heartbeatDelayMaxMs?: number;
+  /** Join an existing cluster (etcd's --initial-cluster-state existing): start with an empty
+   * configuration and wait for the leader, which adds this member with POST /v1/members and
+   * sends it a snapshot and the log. Requires clusterId. */
+  readonly join?: boolean;
+  /** 'new' (default) or 'existing' (the same as join: true). */
+  readonly initialClusterState?: string;
   /** Registers POST /v1/test/faults (never in production). */
   readonly enableTestFaults?: boolean;
+  /** Alert rules, their evaluation and the webhook (the config file's `alerts` section; see
+   * docs/observability.md). Unset fields take the defaults of defaultAlertRules. */
+  readonly alerts?: AlertsSettings;
+  /** POST raised and resolved alerts to this URL as JSON (wins over alerts.webhook). */
+  readonly alertWebhook?: string;
   readonly logLevel?: LogLevel;
   /** Default: JSON lines on stderr at logLevel. */
   readonly logger?: Logger;
@@ -90,7 +122,15 @@ export interface ResolvedConfig {
   readonly readsPendingMax: number;
   readonly forwardsPendingMax: number;
   readonly forwardHopsMax: number;
+  readonly synchronousCommit: SynchronousCommit;
+  /** Canonical form ('' for none). */
+  readonly synchronousStandbyNames: string;
+  readonly syncStandbyTimeoutMs: number;
+  readonly leaseTicks: number;
+  readonly heartbeatDelayMaxMs: number;
+  readonly join: boolean;
   readonly enableTestFaults: boolean;
+  readonly observe: ObserveConfig;
   readonly logLevel: LogLevel;
 }
 
@@ -161,12 +201,32 @@ export function resolveConfig(config: ChorusNodeConfig): ResolvedConfig {
   if (typeof config.listenClient !== 'string') throw invalid('listenClient is required');
   const listenClient = parseHostPort(config.listenClient, 'listenClient', true);
   if (config.advertiseClient !== undefined) parseHostPort(config.advertiseClient, 'advertiseClient');
+  const state = config.initialClusterState ?? 'new';
+  if (state !== 'new' && state !== 'existing') throw invalid(`initialClusterState must be new or existing, got ${JSON.stringify(state)}`);
+  const join = config.join === true || state === 'existing';
+  if (join && config.clusterId === undefined) {
+    // A derived id hashes the initial members; a joining member's list differs from the one the
+    // cluster started with, so it must be told the id (chorus member add prints it).
+    throw invalid('joining an existing cluster needs its clusterId (--cluster-id; `chorus status` and GET /v1/cluster show it)');
+  }
   const clusterId = config.clusterId ?? deriveClusterId(initialCluster);
   if (typeof clusterId !== 'string' || clusterId === '' || clusterId.length > 128) throw invalid('clusterId must be 1-128 characters');
 
   const electionTicks = intSetting(config.electionTicks, 10, 'electionTicks', 2);
   const heartbeatTicks = intSetting(config.heartbeatTicks, 1, 'heartbeatTicks', 1);
   if (heartbeatTicks >= electionTicks) throw invalid('heartbeatTicks must be below electionTicks');
+  // Two ticks of margin below the election timeout: with the default 10 ticks, clocks may
+  // drift by 20% relative to each other (docs/guarantees.md).
+  const leaseTicks = intSetting(config.leaseTicks, Math.max(0, electionTicks - 2), 'leaseTicks', 0);
+  if (leaseTicks >= electionTicks) throw invalid(`leaseTicks must be below electionTicks (${electionTicks}), got ${leaseTicks}`);
+  let synchronousCommit: SynchronousCommit;
+  let synchronousStandbyNames: string;
+  try {
+    synchronousCommit = parseSynchronousCommit(config.synchronousCommit ?? 'on');
+    synchronousStandbyNames = formatStandbyNames(parseStandbyNames(config.synchronousStandbyNames ?? ''));
+  } catch (error) {
+    throw invalid((error as Error).message);
+  }
   const limits: KvLimits = {
     keyBytesMax: intSetting(config.keyBytesMax, DEFAULT_KV_LIMITS.keyBytesMax, 'keyBytesMax', 1),
     valueBytesMax: intSetting(config.valueBytesMax, DEFAULT_KV_LIMITS.valueBytesMax, 'valueBytesMax', 1),
@@ -199,7 +259,14 @@ export function resolveConfig(config: ChorusNodeConfig): ResolvedConfig {
     readsPendingMax: intSetting(config.readsPendingMax, 10_000, 'readsPendingMax', 1),
     forwardsPendingMax: intSetting(config.forwardsPendingMax, 1024, 'forwardsPendingMax', 1),
     forwardHopsMax: intSetting(config.forwardHopsMax, 2, 'forwardHopsMax', 0),
+    synchronousCommit,
+    synchronousStandbyNames,
+    syncStandbyTimeoutMs: intSetting(config.syncStandbyTimeoutMs, 5000, 'syncStandbyTimeoutMs', 1),
+    leaseTicks,
+    heartbeatDelayMaxMs: intSetting(config.heartbeatDelayMaxMs, 50, 'heartbeatDelayMaxMs', 0),
+    join,
     enableTestFaults: config.enableTestFaults ?? false,
+    observe: resolveObserveConfig(config.alerts, config.alertWebhook),
     logLevel: config.logLevel ?? 'info',
   };
 }

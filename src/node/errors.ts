@@ -34,6 +34,20 @@ export type NodeErrorCode =
   | 'CHORUS_FATAL'
   /** Test-only routes are disabled. */
   | 'CHORUS_FORBIDDEN'
+  /** A write at `on` or `remote_apply` committed (it is durable on a majority and will not be
+   * undone) but the synchronous standby set did not confirm it within syncStandbyTimeoutMs:
+   * the guarantee asked for is not established. Not retried by clients. */
+  | 'CHORUS_SYNC_STANDBY_TIMEOUT'
+  /** A bounded-staleness read (max_staleness_ms) on a member that cannot show its state is that
+   * fresh; nothing was read. Safe to retry elsewhere (another member, or the leader). */
+  | 'CHORUS_TOO_STALE'
+  /** No member with this id is in the cluster configuration. */
+  | 'CHORUS_MEMBER_NOT_FOUND'
+  /** A member with this id is already in the cluster configuration. */
+  | 'CHORUS_MEMBER_EXISTS'
+  /** The membership change or switchover is not valid now (promote a voter, remove the last
+   * voter, switch over to a learner, remove a member the standby set needs); nothing was done. */
+  | 'CHORUS_MEMBER_CHANGE_INVALID'
   /** A bug: anything not covered above. */
   | 'CHORUS_INTERNAL';
 

@@ -42,7 +42,7 @@ test('a follower forwards writes to the leader and names it in the answer', asyn
 
   const put = await app.inject({ method: 'PUT', url: '/v1/kv/a%2Fb/c', payload: Buffer.from([1, 2, 3]) });
   assert.equal(put.statusCode, 200, put.body);
-  assert.deepEqual(json(put.body), { revision: 1 });
+  assert.deepEqual(json(put.body), { revision: 1, committed: true });
   assert.equal(put.headers[LEADER_HEADER], leader.address);
   assert.deepEqual(Buffer.from(leaderService.get('a/b/c')!.value), Buffer.from([1, 2, 3]), 'the key and bytes arrive intact');
 
@@ -50,7 +50,7 @@ test('a follower forwards writes to the leader and names it in the answer', asyn
   assert.equal(txn.statusCode, 200, txn.body);
   assert.equal((json(txn.body)['results'] as { valueBase64: string }[])[0]!.valueBase64, 'AQID');
   const del = await app.inject({ method: 'DELETE', url: '/v1/kv/a%2Fb/c' });
-  assert.deepEqual(json(del.body), { revision: 3, deleted: 1 });
+  assert.deepEqual(json(del.body), { revision: 3, deleted: 1, committed: true });
   // The leader's own errors come back as they are.
   const bad = await app.inject({ method: 'POST', url: '/v1/txn', payload: '{"success":[{"op":"nope","key":"k"}]}' });
   assert.equal(bad.statusCode, 400);

@@ -15,9 +15,9 @@ test('PUT, GET and DELETE of a key round-trip bytes with revisions', async (t) =
   const bytes = Buffer.from([0, 255, 1, 254, 0x80]);
   const put = await app.inject({ method: 'PUT', url: '/v1/kv/bin', payload: bytes, headers: { 'content-type': 'image/png' } });
   assert.equal(put.statusCode, 200);
-  assert.deepEqual(json(put.body), { revision: 1 });
+  assert.deepEqual(json(put.body), { revision: 1, committed: true });
   const put2 = await app.inject({ method: 'PUT', url: '/v1/kv/bin', payload: 'second' });
-  assert.deepEqual(json(put2.body), { revision: 2 });
+  assert.deepEqual(json(put2.body), { revision: 2, committed: true });
 
   const get = await app.inject({ method: 'GET', url: '/v1/kv/bin' });
   assert.equal(get.statusCode, 200);
@@ -32,9 +32,9 @@ test('PUT, GET and DELETE of a key round-trip bytes with revisions', async (t) =
   assert.deepEqual(raw.rawPayload, bytes, 'values are bytes, not text');
 
   const del = await app.inject({ method: 'DELETE', url: '/v1/kv/bin' });
-  assert.deepEqual(json(del.body), { revision: 4, deleted: 1 });
+  assert.deepEqual(json(del.body), { revision: 4, deleted: 1, committed: true });
   const delAgain = await app.inject({ method: 'DELETE', url: '/v1/kv/bin' });
-  assert.deepEqual(json(delAgain.body), { revision: 5, deleted: 0 });
+  assert.deepEqual(json(delAgain.body), { revision: 5, deleted: 0, committed: true });
   const gone = await app.inject({ method: 'GET', url: '/v1/kv/bin' });
   assert.equal(gone.statusCode, 404);
   assert.equal(json(gone.body)['code'], 'CHORUS_KEY_NOT_FOUND');
@@ -162,6 +162,7 @@ test('txn: compare-and-swap succeeds and fails, with get results', async (t) => 
       { op: 'get', key: 'k', found: true, value: 'v1', valueBase64: Buffer.from('v1').toString('base64'), createRevision: 1, modRevision: 1, version: 1 },
       { op: 'get', key: 'none', found: false },
     ],
+    committed: true,
   });
 
   const cas = await txn({

@@ -35,7 +35,7 @@ test('put, get, delete, list, txn and cluster through the client', async (t) => 
   const result = swap.results[1]!;
   assert.ok(result.op === 'get' && result.found && result.value === 'bob');
 
-  assert.deepEqual(await client.delete('users/\u00e9/2'), { revision: swap.revision + 1, deleted: 1 });
+  assert.deepEqual(await client.delete('users/\u00e9/2'), { revision: swap.revision + 1, deleted: 1, committed: true });
 
   const view = await client.cluster();
   assert.equal(view.leaderId, leader.id);

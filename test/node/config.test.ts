@@ -104,3 +104,57 @@ test('chorus start merges a config file with flags (flags win) and checks every 
   await writeFile(yaml, 'id: n1\ntypo-setting: 1\n');
   assert.match(String(code(() => startConfig({ config: yaml }))), /CHORUS_CONFIG_INVALID/);
 });
+
+test('replication settings: defaults, validation, the lease default, and joining', () => {
+  const base = { id: 'n1', dataDir: '/tmp/x', listenClient: '127.0.0.1:0', listenPeer: '127.0.0.1:7001', initialCluster: CLUSTER };
+  const resolved = resolveConfig(base);
+  assert.equal(resolved.synchronousCommit, 'on');
+  assert.equal(resolved.synchronousStandbyNames, '');
+  assert.equal(resolved.syncStandbyTimeoutMs, 5000);
+  assert.equal(resolved.leaseTicks, 8, 'electionTicks - 2');
+  assert.equal(resolved.heartbeatDelayMaxMs, 50);
+  assert.equal(resolved.join, false);
+  assert.equal(resolveConfig({ ...base, electionTicks: 2, heartbeatTicks: 1 }).leaseTicks, 0);
+  assert.equal(resolveConfig({ ...base, synchronousStandbyNames: 'n2, n3' }).synchronousStandbyNames, 'FIRST 1 (n2, n3)', 'stored canonical');
+  assert.equal(resolveConfig({ ...base, synchronousCommit: 'REMOTE_APPLY' }).synchronousCommit, 'remote_apply');
+  for (const bad of [
+    { synchronousCommit: 'sometimes' },
+    { synchronousStandbyNames: 'FIRST 3 (n2, n3)' },
+    { leaseTicks: 10 },
+    { syncStandbyTimeoutMs: 0 },
+    { initialClusterState: 'old' },
+    { join: true },
+    { initialClusterState: 'existing' },
+  ]) {
+    assert.equal(code(() => resolveConfig({ ...base, ...bad })), 'CHORUS_CONFIG_INVALID', JSON.stringify(bad));
+  }
+  assert.equal(resolveConfig({ ...base, join: true, clusterId: 'abc' }).join, true);
+  assert.equal(resolveConfig({ ...base, initialClusterState: 'existing', clusterId: 'abc' }).join, true);
+});
+
+test('config files take PostgreSQL-style names; flags override them', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'chorus.yaml');
+  await writeFile(file, [
+    'id: n1',
+    'data_dir: /tmp/n1',
+    'listen-client: 127.0.0.1:8001',
+    'listen-peer: 127.0.0.1:7001',
+    `initial-cluster: ${CLUSTER}`,
+    'synchronous_commit: remote_apply',
+    "synchronous_standby_names: 'FIRST 1 (n3)'",
+    'sync-standby-timeout-ms: 2000',
+    'lease-ticks: 0',
+    '',
+  ].join('\n'));
+  const config = startConfig({ config: file });
+  assert.equal(config.synchronousCommit, 'remote_apply');
+  assert.equal(config.synchronousStandbyNames, 'FIRST 1 (n3)');
+  assert.equal(config.syncStandbyTimeoutMs, 2000);
+  assert.equal(config.leaseTicks, 0);
+  assert.equal(config.dataDir, '/tmp/n1');
+  const flagged = startConfig({ config: file, synchronousCommit: 'local', join: true, clusterId: 'c', initialClusterState: 'existing' });
+  assert.equal(flagged.synchronousCommit, 'local');
+  assert.equal(flagged.join, true);
+  assert.equal(code(() => startConfig({ config: file, join: 'yes' })), 'CHORUS_CONFIG_INVALID');
+});

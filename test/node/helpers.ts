@@ -102,13 +102,32 @@ export function memberConfig(spec: ClusterSpec, id: string, overrides: NodeOverr
 
 export class TestCluster {
   readonly nodes = new Map<string, ChorusNode>();
+  /** Members started with join: their spec (which lists them) and settings, for restarts. */
+  private readonly joiners = new Map<string, { spec: ClusterSpec; overrides: NodeOverrides }>();
 
   constructor(readonly spec: ClusterSpec, private readonly overrides: NodeOverrides) {}
 
   async start(id: string, overrides: NodeOverrides = {}): Promise<ChorusNode> {
-    const node = await ChorusNode.start(memberConfig(this.spec, id, { ...this.overrides, ...overrides }));
+    const joiner = this.joiners.get(id);
+    const config = joiner === undefined
+      ? memberConfig(this.spec, id, { ...this.overrides, ...overrides })
+      : memberConfig(joiner.spec, id, { ...this.overrides, ...joiner.overrides, ...overrides });
+    const node = await ChorusNode.start(config);
     this.nodes.set(id, node);
     return node;
+  }
+
+  /** Starts member `id` of `full` (a spec listing more members than the cluster started with)
+   * as a member joining the running cluster: empty configuration, the cluster's id. */
+  async join(full: ClusterSpec, id: string, overrides: NodeOverrides = {}): Promise<ChorusNode> {
+    const clusterId = [...this.nodes.values()][0]!.config.clusterId;
+    this.joiners.set(id, { spec: full, overrides: { clusterId, join: true, ...overrides } });
+    return this.start(id);
+  }
+
+  /** The peer address of a member of `full`, as POST /v1/members takes it. */
+  static peerAddress(full: ClusterSpec, id: string): string {
+    return `${HOST}:${full.peerPorts.get(id)!}`;
   }
 
   async stop(id: string): Promise<void> {
@@ -141,6 +160,17 @@ export class TestCluster {
   followers(leader: ChorusNode): ChorusNode[] {
     return [...this.nodes.values()].filter((n) => n !== leader);
   }
+}
+
+/** Starts the first `initial` members of a spec of `total`; the others can join later. */
+export async function startGrowableCluster(t: TestContext, initial: number, total: number, overrides: NodeOverrides = {}): Promise<{ cluster: TestCluster; full: ClusterSpec }> {
+  const full = await clusterSpec(t, total);
+  const ids = full.ids.slice(0, initial);
+  const spec: ClusterSpec = { ...full, ids, initialCluster: ids.map((id) => `${id}=${HOST}:${full.peerPorts.get(id)!}`).join(',') };
+  const cluster = new TestCluster(spec, overrides);
+  t.after(() => cluster.stopAll());
+  await Promise.all(ids.map((id) => cluster.start(id)));
+  return { cluster, full };
 }
 
 /** Starts a cluster in this process; every member is stopped when the test ends. */

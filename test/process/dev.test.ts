@@ -86,6 +86,12 @@ test('chorus dev prints its endpoints, serves requests and the client commands, 
     assert.match(log, /"event":"member-stopped"/, 'the member stopped cleanly');
   } catch (error) {
     t.diagnostic(dev.output);
+    // SIGINT, not the after hook's SIGKILL: chorus dev then stops its members, which a SIGKILL
+    // of the parent would leave running.
+    if (dev.exitCode === null && dev.exitSignal === null) {
+      dev.child.kill('SIGINT');
+      await Promise.race([dev.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    }
     throw error;
   }
 });

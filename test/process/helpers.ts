@@ -74,8 +74,15 @@ export function spawnChorus(t: TestContext, args: readonly string[], options: { 
 
 export class ProcessCluster {
   readonly procs = new Map<string, MemberProcess>();
+  /** Members started with --join: the initial cluster and cluster id they were given. */
+  private readonly joiners = new Map<string, readonly string[]>();
 
   constructor(readonly t: TestContext, readonly spec: ClusterSpec, readonly extraArgs: readonly string[]) {}
+
+  /** Its peer address, for POST /v1/members and chorus member add. */
+  peerAddress(id: string): string {
+    return `${HOST}:${this.spec.peerPorts.get(id)!}`;
+  }
 
   url(id: string): string {
     return `http://${HOST}:${this.spec.clientPorts.get(id)!}`;
@@ -94,7 +101,21 @@ export class ProcessCluster {
       '--listen-peer', `${HOST}:${this.spec.peerPorts.get(id)!}`,
       '--initial-cluster', this.spec.initialCluster,
       ...this.extraArgs,
+      ...(this.joiners.get(id) ?? []),
     ];
+  }
+
+  /**
+   * Starts `id`, one of the spec's members outside the cluster's initial members, as a member
+   * joining the running cluster (--join): its --initial-cluster lists every member and itself
+   * (so it can reach them), with the cluster's id.
+   */
+  async join(id: string, extraArgs: readonly string[] = []): Promise<MemberProcess> {
+    const leader = await this.leader();
+    const clusterId = (await this.view(leader))!.clusterId;
+    const all = [...this.spec.peerPorts].map(([m, port]) => `${m}=${HOST}:${port}`).join(',');
+    this.joiners.set(id, ['--initial-cluster', all, '--cluster-id', clusterId, '--join', ...extraArgs]);
+    return this.start(id);
   }
 
   start(id: string): MemberProcess {
@@ -156,6 +177,28 @@ export async function startProcessCluster(t: TestContext, size: number, extraArg
   const cluster = new ProcessCluster(t, spec, ['--tick-ms', '50', '--election-ticks', '10', ...extraArgs]);
   for (const id of spec.ids) cluster.start(id);
   return cluster;
+}
+
+/** Starts the first `initial` of `total` members; the others can join (cluster.join). A later
+ * --initial-cluster flag (from join) overrides the initial one, as commander keeps the last. */
+export async function startGrowableProcessCluster(t: TestContext, initial: number, total: number, extraArgs: readonly string[] = []): Promise<ProcessCluster> {
+  const full = await clusterSpec(t, total);
+  const ids = full.ids.slice(0, initial);
+  const spec: ClusterSpec = { ...full, initialCluster: ids.map((id) => `${id}=${HOST}:${full.peerPorts.get(id)!}`).join(',') };
+  const cluster = new ProcessCluster(t, spec, ['--tick-ms', '50', '--election-ticks', '10', ...extraArgs]);
+  for (const id of ids) cluster.start(id);
+  return cluster;
+}
+
+/** Runs a client command of the CLI to completion: its exit code and output. */
+export async function runCli(t: TestContext, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawnChorus(t, args);
+  let stdout = '';
+  proc.child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+  });
+  await proc.exited;
+  return { code: proc.exitCode, stdout, stderr: proc.stderr };
 }
 
 /** The newest WAL segment of a member's data directory. */
