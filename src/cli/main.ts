@@ -8,6 +8,7 @@ import {
 } from './client-commands.ts';
 import type { ClientFlags, MemberAddFlags } from './client-commands.ts';
 import { runDev } from './dev.ts';
+import { runRebuild, type RebuildFlags } from './rebuild.ts';
 import { registerObserveCommands } from './observe-commands.ts';
 import { runStart } from './start.ts';
 
@@ -136,6 +137,14 @@ export function buildProgram(): Command {
   clientCommand(member, 'remove', 'remove a member (removing the leader first hands leadership over)')
     .argument('<id>')
     .action((id: string, flags: ClientFlags) => run(() => runMemberRemove(id, flags)));
+
+  clientCommand(program, 'rebuild', 'rebuild a stopped member whose data is lost or damaged from its peers: remove it, move its data aside, add it back as a learner that bootstraps from a snapshot')
+    .argument('<id>', 'the member to rebuild (stop it first)')
+    .requiredOption('--data-dir <dir>', 'its data directory (moved aside, never deleted)')
+    .requiredOption('--peer <host:port>', 'its node-to-node address (its --listen-peer)')
+    .action((id: string, flags: RebuildFlags) => run(async () => {
+      await runRebuild(id, flags);
+    }));
 
   clientCommand(program, 'switchover', 'planned leadership transfer: no acknowledged write is lost; writes pause for about a round trip')
     .option('--to <id>', 'the voter to hand leadership to (default: the most caught-up reachable voter)')

@@ -1,12 +1,13 @@
 // Damaged write-ahead logs with real processes: a torn last record is cut off at restart and
-// the member rejoins; a flipped bit in the middle stops the member with CHORUS_WAL_CORRUPT.
+// the member rejoins; a flipped bit in the middle stops the member with CHORUS_WAL_CORRUPT, and
+// `chorus rebuild` then rebuilds it from its peers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, stat, truncate } from 'node:fs/promises';
 import { ChorusClient } from '../../src/client/index.ts';
-import { newestSegment, pool, startProcessCluster, waitFor } from './helpers.ts';
+import { newestSegment, pool, runCli, startProcessCluster, waitFor } from './helpers.ts';
 
-test('a torn last WAL record is cut at restart and the member rejoins; a flipped bit mid-log refuses to start', async (t) => {
+test('a torn last WAL record is cut at restart and the member rejoins; a flipped bit mid-log refuses to start; chorus rebuild restores it from its peers', async (t) => {
   const cluster = await startProcessCluster(t, 3);
   try {
     const leader = await cluster.leader();
@@ -62,6 +63,22 @@ test('a torn last WAL record is cut at restart and the member rejoins; a flipped
     // The remaining majority keeps serving.
     await client.put('wal/after-corrupt', 'still-serving');
     assert.equal(await client.getText('wal/after-corrupt'), 'still-serving');
+
+    // `chorus rebuild` rebuilds the damaged member from its peers: removed, data moved aside,
+    // added back as a learner that bootstraps from a snapshot, then promoted.
+    const others = cluster.urls(cluster.spec.ids.filter((id) => id !== flipped)).join(',');
+    const rebuilt = await runCli(t, ['rebuild', flipped, '--data-dir', cluster.spec.dirs.get(flipped)!, '--peer', cluster.peerAddress(flipped), '--endpoints', others]);
+    assert.equal(rebuilt.code, 0, rebuilt.stderr);
+    assert.match(rebuilt.stdout, /moved its old data aside to (\S+)/);
+    assert.match(rebuilt.stdout, /--join/);
+    await cluster.join(flipped);
+    const commitNow = (await cluster.view(newLeader))!.self.commitIndex;
+    await cluster.appliedAtLeast(flipped, commitNow);
+    const fromRebuilt = new ChorusClient({ endpoints: [cluster.url(flipped)] });
+    for (const key of keys) assert.equal(await fromRebuilt.getText(key, { consistency: 'stale' }), `v-${key}`);
+    const promoted = await runCli(t, ['member', 'promote', flipped, '--endpoints', others]);
+    assert.equal(promoted.code, 0, promoted.stderr);
+    await waitFor(async () => (await cluster.view(newLeader))?.members.find((m) => m.id === flipped)?.voter === true, 'the rebuilt member votes again');
   } catch (error) {
     t.diagnostic(cluster.describe());
     throw error;
