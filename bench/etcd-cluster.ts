@@ -1,0 +1,158 @@
+// The etcd cluster the bench compares against: Debian's etcd-server (3.4), each member its own
+// process on loopback ports picked by the kernel, with etcd's defaults (fsync on, 100 ms
+// heartbeat, 1 s election timeout: the same timing as Chorus's 100 ms tick and 10-tick election).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { OwnedCluster } from './cluster.ts';
+import { freePorts, requestJson, spawnLogged, waitFor } from './processes.ts';
+import type { ManagedProcess } from './processes.ts';
+
+const HOST = '127.0.0.1';
+const CAUGHT_UP_LAG_MAX = 1000;
+
+export type EtcdAvailability =
+  | { readonly available: true; readonly path: string; readonly version: string }
+  | { readonly available: false; readonly reason: string };
+
+function findEtcd(): { path: string; version: string } | null {
+  const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
+  const path = which.status === 0 ? which.stdout.trim() : '';
+  if (path === '') return null;
+  try {
+    const out = execFileSync(path, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    const match = /etcd Version:\s*(\S+)/.exec(out);
+    return { path, version: match?.[1] ?? 'unknown' };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Finds etcd, or installs Debian's etcd-server with apt-get when missing (root only). Note that
+ * on a machine with systemd the package also starts a system etcd on 2379/2380; the bench uses
+ * other ports, so the two do not meet.
+ */
+export function ensureEtcd(log: (line: string) => void): EtcdAvailability {
+  const found = findEtcd();
+  if (found !== null) return { available: true, ...found };
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    return { available: false, reason: 'etcd is not installed and installing it needs root (apt-get install -y etcd-server)' };
+  }
+  if (spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status !== 0) {
+    return { available: false, reason: 'etcd is not installed and there is no apt-get to install etcd-server' };
+  }
+  log('etcd not found: installing Debian\'s etcd-server (apt-get install -y etcd-server) ...');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let install = spawnSync('apt-get', ['install', '-y', 'etcd-server'], { encoding: 'utf8', env, timeout: 600_000 });
+  if (install.status !== 0) {
+    // A fresh machine has no package lists yet.
+    spawnSync('apt-get', ['update'], { encoding: 'utf8', env, timeout: 600_000 });
+    install = spawnSync('apt-get', ['install', '-y', 'etcd-server'], { encoding: 'utf8', env, timeout: 600_000 });
+  }
+  const after = findEtcd();
+  if (install.status !== 0 || after === null) {
+    const detail = `${install.stderr ?? ''}`.trim().split('\n').slice(-3).join(' | ');
+    return { available: false, reason: `apt-get install -y etcd-server failed${detail === '' ? '' : `: ${detail}`}` };
+  }
+  return { available: true, ...after };
+}
+
+interface EtcdStatus {
+  readonly header?: { readonly member_id?: string };
+  readonly leader?: string;
+  readonly raftIndex?: string;
+}
+
+async function memberStatus(url: string): Promise<EtcdStatus> {
+  const { status, doc } = await requestJson(`${url}/v3/maintenance/status`, { method: 'POST', body: {} });
+  if (status !== 200) throw new Error(`${url}/v3/maintenance/status answered ${status}`);
+  return doc as EtcdStatus;
+}
+
+export class EtcdProcessCluster extends OwnedCluster {
+  readonly system = 'etcd' as const;
+  readonly urls: readonly string[];
+  private readonly names: readonly string[];
+  private readonly clientPorts: readonly number[];
+  private readonly peerPorts: readonly number[];
+  private readonly initialCluster: string;
+  private readonly token = `chorus-bench-${process.pid}-${Date.now()}`;
+
+  private constructor(dir: string, private readonly etcdPath: string, ports: readonly number[], size: number, keepData: boolean) {
+    super(dir, size, keepData);
+    this.names = Array.from({ length: size }, (_, i) => `e${i + 1}`);
+    this.clientPorts = ports.slice(0, size);
+    this.peerPorts = ports.slice(size, 2 * size);
+    this.urls = this.clientPorts.map((port) => `http://${HOST}:${port}`);
+    this.initialCluster = this.names.map((name, i) => `${name}=http://${HOST}:${this.peerPorts[i]}`).join(',');
+  }
+
+  static async start(options: { dir: string; etcdPath: string; size: number; keepData: boolean }): Promise<EtcdProcessCluster> {
+    mkdirSync(options.dir, { recursive: true });
+    const ports = await freePorts(2 * options.size);
+    const cluster = new EtcdProcessCluster(options.dir, options.etcdPath, ports, options.size, options.keepData);
+    cluster.start();
+    return cluster;
+  }
+
+  protected spawnMember(index: number): ManagedProcess {
+    const name = this.names[index]!;
+    const client = `http://${HOST}:${this.clientPorts[index]}`;
+    const peer = `http://${HOST}:${this.peerPorts[index]}`;
+    // On a restart the data directory exists and etcd ignores the --initial-cluster* flags.
+    const args = [
+      '--name', name,
+      '--data-dir', join(this.dir, name),
+      '--listen-client-urls', client,
+      '--advertise-client-urls', client,
+      '--listen-peer-urls', peer,
+      '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', this.initialCluster,
+      '--initial-cluster-state', 'new',
+      '--initial-cluster-token', this.token,
+      '--logger', 'zap',
+      '--log-level', 'warn',
+    ];
+    return spawnLogged(`etcd ${name}`, this.etcdPath, args, join(this.dir, `${name}.log`));
+  }
+
+  /** member_id of each running member (by index), and the leader's id, from each status. */
+  private async statuses(): Promise<(EtcdStatus | null)[]> {
+    return Promise.all(this.urls.map((url, i) => (this.isRunning(i) ? memberStatus(url).catch(() => null) : Promise.resolve(null))));
+  }
+
+  async leaderIndex(): Promise<number> {
+    const statuses = await this.statuses();
+    for (const status of statuses) {
+      const leader = status?.leader;
+      if (leader === undefined || leader === '0') continue;
+      const index = statuses.findIndex((s) => s?.header?.member_id === leader);
+      if (index >= 0) return index;
+    }
+    throw new Error('no etcd member knows a leader');
+  }
+
+  async waitReady(timeoutMs: number): Promise<number> {
+    return waitFor('the etcd members to be healthy and agree on a leader', timeoutMs, async () => {
+      this.checkAlive();
+      for (let i = 0; i < this.urls.length; i++) {
+        if (!this.isRunning(i)) continue;
+        const { status, doc } = await requestJson(`${this.urls[i]}/health`);
+        if (status !== 200 || (doc as { health?: unknown }).health !== 'true') return undefined;
+      }
+      const statuses = await this.statuses();
+      const leaders = new Set(statuses.filter((s) => s !== null).map((s) => s.leader));
+      if (leaders.size !== 1) return undefined;
+      return this.leaderIndex();
+    });
+  }
+
+  async caughtUp(index: number): Promise<boolean> {
+    const statuses = await this.statuses();
+    const leader = await this.leaderIndex();
+    const leaderIndex = Number(statuses[leader]?.raftIndex ?? Number.NaN);
+    const memberIndex = Number(statuses[index]?.raftIndex ?? Number.NaN);
+    return Number.isFinite(leaderIndex) && Number.isFinite(memberIndex) && leaderIndex - memberIndex <= CAUGHT_UP_LAG_MAX;
+  }
+}

@@ -1,0 +1,219 @@
+// runBench: starts a three-member Chorus cluster and a three-member etcd cluster (one after the
+// other, so that each has the machine to itself), drives both with the same load generator and
+// returns one report. With `endpoints` it measures an existing Chorus cluster instead (the
+// future `chorus bench --endpoints`): only the load phases, which need no process of its own.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { ChorusProcessCluster, ChorusRemoteCluster } from './chorus-cluster.ts';
+import type { BenchCluster } from './cluster.ts';
+import { ensureEtcd, EtcdProcessCluster } from './etcd-cluster.ts';
+import {
+  failoverPhase, FULL_SETTINGS, memoryPhase, probeCommitLevel, QUICK_SETTINGS, readPhase, snapshotPhase, warmUp, writePhase,
+} from './phases.ts';
+import type { BenchSettings, SystemRun } from './phases.ts';
+import type { BenchReport, BenchRow, RowKind, SystemResult } from './report.ts';
+import { releaseDir, removeOnExit } from './processes.ts';
+import { protocolOf } from './systems.ts';
+import type { SystemName } from './systems.ts';
+
+export type { BenchReport, BenchRow, SystemResult } from './report.ts';
+export { formatMarkdownTable, formatTable } from './report.ts';
+
+export interface BenchOptions {
+  /** Seconds instead of minutes: short phases, 20,000 keys, 3 kills, no snapshot transfer. */
+  readonly quick?: boolean;
+  /** Client URLs of a running Chorus cluster to measure instead of starting one; etcd,
+   * memory and failover are then not run. */
+  readonly endpoints?: readonly string[];
+  /** Also run etcd (default: true without endpoints). */
+  readonly etcd?: boolean;
+  /** Keep the temporary data directories (and member logs) instead of removing them. */
+  readonly keepData?: boolean;
+  /** Progress lines (default: stderr). */
+  readonly log?: (line: string) => void;
+  /** Run only these phases (ids: write-1, write-16, write-64, write-256, write-local,
+   * read-linearizable, read-stale, memory, snapshot, failover). */
+  readonly only?: readonly string[];
+  /** Overrides of the mode's settings (tests, experiments). */
+  readonly settings?: Partial<BenchSettings>;
+}
+
+interface PhaseSpec {
+  readonly id: string;
+  readonly label: string;
+  readonly kind: RowKind;
+  /** Whether it needs the bench to run the members itself. */
+  readonly needsOwned: boolean;
+  readonly run: (run: SystemRun) => Promise<SystemResult>;
+}
+
+const CLUSTER_SIZE = 3;
+const READY_TIMEOUT_MS = 60_000;
+
+function phases(settings: BenchSettings): PhaseSpec[] {
+  const list: PhaseSpec[] = settings.writeConcurrencies.map((c) => ({
+    id: `write-${c}`,
+    label: `writes, ${c} client${c === 1 ? '' : 's'}`,
+    kind: 'throughput',
+    needsOwned: false,
+    run: (run) => writePhase(run, c),
+  }));
+  list.push({
+    id: 'write-local',
+    label: `writes, ${settings.localCommitConcurrency} clients, commit=local`,
+    kind: 'throughput',
+    needsOwned: false,
+    run: async (run) => {
+      if (run.protocol.name !== 'chorus') return { status: 'na', note: 'no equivalent' };
+      const probe = await probeCommitLevel(run, 'local');
+      if (!probe.supported) return { status: 'na', note: probe.note };
+      return writePhase(run, settings.localCommitConcurrency, { commit: 'local' });
+    },
+  });
+  list.push(
+    { id: 'read-linearizable', label: `linearizable reads, ${settings.readConcurrency} clients`, kind: 'throughput', needsOwned: false, run: (run) => readPhase(run, false) },
+    { id: 'read-stale', label: `stale reads, ${settings.readConcurrency} clients`, kind: 'throughput', needsOwned: false, run: (run) => readPhase(run, true) },
+    { id: 'memory', label: `memory after ${settings.memoryKeys.toLocaleString('en-US')} keys`, kind: 'memory', needsOwned: true, run: memoryPhase },
+    { id: 'snapshot', label: 'snapshot to a new learner (500 MB)', kind: 'snapshot', needsOwned: true, run: snapshotPhase },
+    { id: 'failover', label: `failover, ${settings.failoverKills} leader kills`, kind: 'failover', needsOwned: true, run: failoverPhase },
+  );
+  return list;
+}
+
+/** Which Chorus was measured: the commit, "-dirty" with uncommitted changes. */
+function chorusRevision(): string | null {
+  try {
+    const cwd = join(dirname(fileURLToPath(import.meta.url)), '..');
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function stderrLog(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function runSystem(system: SystemName, cluster: BenchCluster, specs: readonly PhaseSpec[], settings: BenchSettings, log: (line: string) => void): Promise<Map<string, SystemResult>> {
+  const results = new Map<string, SystemResult>();
+  const run: SystemRun = { cluster, protocol: protocolOf(system), settings, log, nextKey: 0, acked: [] };
+  if (settings.clusterWarmupMs > 0) {
+    log(`${system}: warming up (${settings.clusterWarmupMs / 1000} s of writes, not measured) ...`);
+    try {
+      await cluster.waitReady(READY_TIMEOUT_MS);
+      await warmUp(run);
+    } catch (error) {
+      // The phases check readiness again and report their own failures.
+      log(`${system}: warm-up failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    }
+  }
+  for (const spec of specs) {
+    if (spec.needsOwned && !cluster.owned) {
+      results.set(spec.id, { status: 'skipped', note: 'skipped (not our processes)' });
+      continue;
+    }
+    log(`${system}: ${spec.label} ...`);
+    const startedMs = performance.now();
+    let result: SystemResult;
+    try {
+      // A phase that broke the cluster leaves it to the next phase in a known state, or fails it.
+      await cluster.waitReady(READY_TIMEOUT_MS);
+      result = await spec.run(run);
+    } catch (error) {
+      result = { status: 'failed', note: `failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}` };
+    }
+    results.set(spec.id, result);
+    log(`${system}: ${spec.label}: ${result.status}${result.note === undefined ? '' : ` (${result.note})`} in ${((performance.now() - startedMs) / 1000).toFixed(1)} s`);
+  }
+  return results;
+}
+
+export async function runBench(options: BenchOptions = {}): Promise<BenchReport> {
+  const log = options.log ?? stderrLog;
+  const quick = options.quick ?? false;
+  const settings: BenchSettings = { ...(quick ? QUICK_SETTINGS : FULL_SETTINGS), ...options.settings };
+  const startedAt = new Date().toISOString();
+  const startedMs = performance.now();
+  const all = phases(settings);
+  const unknown = (options.only ?? []).filter((id) => !all.some((spec) => spec.id === id));
+  if (unknown.length > 0) throw new Error(`unknown phase(s) ${unknown.join(', ')}; phases: ${all.map((spec) => spec.id).join(', ')}`);
+  const specs = options.only === undefined || options.only.length === 0 ? all : all.filter((spec) => options.only!.includes(spec.id));
+  const remote = options.endpoints !== undefined && options.endpoints.length > 0;
+  const wantEtcd = options.etcd ?? !remote;
+  const keepData = options.keepData ?? false;
+  const loadAverage = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  const root = mkdtempSync(join(os.tmpdir(), 'chorus-bench-'));
+  if (keepData) log(`data and logs under ${root}`);
+  else removeOnExit(root); // also when interrupted
+  const bySystem = new Map<SystemName, Map<string, SystemResult>>();
+  let etcdVersion: string | null = null;
+  let etcdSkipped: string | null = null;
+  try {
+    // Chorus
+    let chorus: BenchCluster;
+    if (remote) {
+      chorus = new ChorusRemoteCluster(options.endpoints!.map((e) => (/^https?:\/\//.test(e) ? e : `http://${e}`).replace(/\/+$/, '')));
+    } else {
+      log('starting a 3-member Chorus cluster ...');
+      chorus = await ChorusProcessCluster.start({ dir: join(root, 'chorus'), size: CLUSTER_SIZE, keepData });
+    }
+    try {
+      bySystem.set('chorus', await runSystem('chorus', chorus, specs, settings, log));
+    } finally {
+      await chorus.stop();
+    }
+
+    // etcd
+    if (wantEtcd) {
+      const etcd = ensureEtcd(log);
+      if (!etcd.available) {
+        etcdSkipped = etcd.reason;
+        log(`etcd skipped: ${etcd.reason}`);
+      } else {
+        etcdVersion = etcd.version;
+        log(`starting a 3-member etcd ${etcd.version} cluster ...`);
+        const cluster = await EtcdProcessCluster.start({ dir: join(root, 'etcd'), etcdPath: etcd.path, size: CLUSTER_SIZE, keepData });
+        try {
+          bySystem.set('etcd', await runSystem('etcd', cluster, specs, settings, log));
+        } finally {
+          await cluster.stop();
+        }
+      }
+    } else {
+      etcdSkipped = 'not requested';
+    }
+  } finally {
+    if (!keepData) {
+      rmSync(root, { recursive: true, force: true });
+      releaseDir(root);
+    }
+  }
+
+  const rows: BenchRow[] = specs.map((spec) => {
+    const results: Partial<Record<SystemName, SystemResult>> = {};
+    for (const [system, map] of bySystem) {
+      const result = map.get(spec.id);
+      if (result !== undefined) results[system] = result;
+    }
+    return { id: spec.id, label: spec.label, kind: spec.kind, results };
+  });
+  return {
+    mode: quick ? 'quick' : 'full',
+    startedAt,
+    durationMs: performance.now() - startedMs,
+    machine: {
+      cpus: os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      loadAverage,
+    },
+    chorusRevision: remote ? null : chorusRevision(),
+    etcdVersion,
+    etcdSkipped,
+    rows,
+  };
+}
