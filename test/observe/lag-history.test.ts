@@ -31,18 +31,19 @@ test('GET /v1/lag-history answers the leader\'s measurements, also through a fol
   const cluster = await startCluster(t, 3, { alerts: { evaluateIntervalMs: 100 } });
   const leader = await cluster.leader();
   const follower = cluster.followers(leader)[0]!;
+  // Writes give the samples something to show (their answers do not matter here).
   for (let i = 0; i < 5; i++) await http('PUT', `${leader.clientUrl}/v1/kv/h/${i}`, 'v');
   const answer = await waitFor(async () => {
     const res = await http('GET', `${follower.clientUrl}/v1/lag-history`);
     const body = res.json() as LagHistoryResponseJson;
     return Object.values(body.samples).some((points) => points.length >= 2) ? body : undefined;
   }, 'the leader has samples');
-  assert.equal(answer.member, leader.id);
-  assert.equal(answer.leaderId, leader.id);
+  // The leader's answer (the one found above, unless leadership moved on a loaded machine).
+  assert.equal(answer.member, answer.leaderId);
   assert.equal(answer.intervalMs, 1000);
-  assert.deepEqual(Object.keys(answer.samples).sort(), cluster.followers(leader).map((n) => n.id).sort());
+  assert.deepEqual(Object.keys(answer.samples).sort(), cluster.spec.ids.filter((id) => id !== answer.member).sort());
   const local = (await http('GET', `${follower.clientUrl}/v1/lag-history?scope=local`)).json() as LagHistoryResponseJson;
   assert.equal(local.member, follower.id);
-  assert.deepEqual(local.samples, {}, 'a follower measures no lag');
+  if (local.leaderId !== follower.id) assert.deepEqual(local.samples, {}, 'a follower measures no lag');
   assert.equal((await http('GET', `${follower.clientUrl}/v1/lag-history?scope=all`)).status, 400);
 });

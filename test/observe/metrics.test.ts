@@ -3,7 +3,7 @@
 // what the members do (writes at each commit level, reads at each consistency, drops).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, startCluster } from '../node/helpers.ts';
+import { http, startCluster, waitFor } from '../node/helpers.ts';
 import { find, parseExposition, value } from './prom.ts';
 import type { Exposition } from './prom.ts';
 
@@ -62,23 +62,39 @@ const EXPECTED_TYPES: Readonly<Record<string, string>> = {
   chorus_events_retained: 'gauge',
 };
 
+/** PUT through any member, retried while the answer is a 503 (nothing was done). */
+async function put(url: string, key: string, level?: string): Promise<void> {
+  await waitFor(async () => {
+    const res = await http('PUT', `${url}/v1/kv/${key}${level === undefined ? '' : `?commit=${level}`}`, 'value');
+    assert.ok(res.status === 200 || res.status === 503, `${key}: ${res.status} ${res.text}`);
+    return res.status === 200;
+  }, `PUT ${key}`);
+}
+
 test('every member serves its own metrics, with the documented names, types and labels', async (t) => {
   const cluster = await startCluster(t, 3, { alertWebhook: 'http://127.0.0.1:9/never-called' });
-  const leader = await cluster.leader();
-  const followers = cluster.followers(leader);
-  const put = (key: string, level?: string): Promise<unknown> => http('PUT', `${leader.clientUrl}/v1/kv/${key}${level === undefined ? '' : `?commit=${level}`}`, 'value');
-  for (let i = 0; i < 10; i++) await put(`m/on-${i}`);
-  for (let i = 0; i < 4; i++) await put(`m/local-${i}`, 'local');
-  for (let i = 0; i < 3; i++) await put(`m/off-${i}`, 'off');
-  for (let i = 0; i < 2; i++) await put(`m/ra-${i}`, 'remote_apply');
-  const f = followers[0]!;
-  assert.equal((await http('GET', `${f.clientUrl}/v1/kv/m/on-1`)).status, 200);
-  assert.equal((await http('GET', `${f.clientUrl}/v1/kv/m/on-1?consistency=stale`)).status, 200);
-  assert.equal((await http('GET', `${f.clientUrl}/v1/kv/m/on-1?min_revision=1`)).status, 200);
-  assert.equal((await http('GET', `${f.clientUrl}/v1/kv/m/absent?consistency=lease`)).status, 404);
-  assert.equal((await http('GET', `${f.clientUrl}/v1/kv?prefix=m/&consistency=stale`)).status, 200);
+  const first = await cluster.leader();
+  for (let i = 0; i < 10; i++) await put(first.clientUrl, `m/on-${i}`);
+  for (let i = 0; i < 4; i++) await put(first.clientUrl, `m/local-${i}`, 'local');
+  for (let i = 0; i < 3; i++) await put(first.clientUrl, `m/off-${i}`, 'off');
+  for (let i = 0; i < 2; i++) await put(first.clientUrl, `m/ra-${i}`, 'remote_apply');
+  const f = cluster.followers(first)[0]!;
+  const read = async (path: string, expected: number): Promise<void> => {
+    await waitFor(async () => (await http('GET', `${f.clientUrl}${path}`)).status === expected, `GET ${path}`);
+  };
+  await read('/v1/kv/m/on-1', 200);
+  await read('/v1/kv/m/absent?consistency=lease', 404);
+  for (const path of ['/v1/kv/m/on-1?consistency=stale', '/v1/kv/m/on-1?min_revision=1', '/v1/kv?prefix=m/&consistency=stale']) {
+    assert.equal((await http('GET', `${f.clientUrl}${path}`)).status, 200, path);
+  }
 
-  const ex = await scrape(leader.clientUrl);
+  // The leader's scrape (leadership may have moved under a loaded machine: ask until one leads).
+  const { leader, ex } = await waitFor(async () => {
+    const current = await cluster.leader();
+    const scraped = await scrape(current.clientUrl);
+    return value(scraped, 'chorus_is_leader') === 1 ? { leader: current, ex: scraped } : undefined;
+  }, 'a scrape of the leader');
+  const followers = cluster.followers(leader);
   for (const [name, type] of Object.entries(EXPECTED_TYPES)) assert.equal(ex.types.get(name), type, `${name} is a ${type}`);
   for (const s of ex.samples) if (s.name.startsWith('chorus_')) assert.equal(s.labels['member'], leader.id, `${s.name} carries member="${leader.id}"`);
   assert.ok(ex.types.has('process_cpu_seconds_total') && ex.types.has('nodejs_eventloop_lag_seconds'), 'Node process metrics are included');
@@ -89,22 +105,13 @@ test('every member serves its own metrics, with the documented names, types and 
   for (const name of ['chorus_replication_lag_entries', 'chorus_replication_lag_bytes', 'chorus_replication_stalled', 'chorus_replication_follower_reachable']) {
     assert.equal(find(ex, name).length, 2, name);
   }
-  assert.equal(value(ex, 'chorus_is_leader'), 1);
   assert.equal(value(ex, 'chorus_role', { role: 'leader' }), 1);
   assert.equal(value(ex, 'chorus_cluster_members', { kind: 'voter' }), 3);
   assert.ok(value(ex, 'chorus_elections_won_total') >= 1);
   assert.ok(find(ex, 'chorus_leader_changes_total').length >= 1);
   assert.equal(find(ex, 'chorus_sync_standby_satisfied').length, 0, 'no standby set, no series');
-
-  // Proposals by commit level; commit latency for the levels that wait for the commit.
-  assert.ok(value(ex, 'chorus_proposals_total', { level: 'on' }) >= 10);
-  assert.equal(value(ex, 'chorus_proposals_total', { level: 'local' }), 4);
-  assert.equal(value(ex, 'chorus_proposals_total', { level: 'off' }), 3);
-  assert.equal(value(ex, 'chorus_proposals_total', { level: 'remote_apply' }), 2);
-  assert.ok(value(ex, 'chorus_commit_latency_seconds_count', { level: 'on' }) >= 10);
-  assert.equal(value(ex, 'chorus_commit_latency_seconds_count', { level: 'remote_apply' }), 2);
-  const buckets = find(ex, 'chorus_commit_latency_seconds_bucket', { level: 'on' });
-  assert.ok(buckets.length > 5 && buckets.some((b) => b.labels['le'] === '+Inf'), 'a histogram with buckets');
+  const commitBuckets = find(ex, 'chorus_commit_latency_seconds_bucket', { level: 'on' });
+  assert.ok(commitBuckets.length > 5 && commitBuckets.some((b) => b.labels['le'] === '+Inf'), 'a histogram with buckets');
   assert.ok(value(ex, 'chorus_wal_fsync_duration_seconds_count') > 0);
   assert.ok(value(ex, 'chorus_apply_batch_duration_seconds_count') > 0);
   assert.ok(value(ex, 'chorus_wal_appended_bytes_total') > 0);
@@ -112,16 +119,27 @@ test('every member serves its own metrics, with the documented names, types and 
   assert.equal(find(ex, 'chorus_transport_connected').length, 2, 'one series per peer');
   assert.equal(value(ex, 'chorus_alert_webhook_queued'), 0);
 
-  // A follower: no lag series (only the leader measures lag); reads by consistency.
+  // Proposals by commit level, counted by whichever member led when each was accepted (a
+  // proposal overtaken by a leader change and retried counts twice); commit latency for the
+  // levels that wait for the commit.
+  const all = await Promise.all([...cluster.nodes.values()].map((n) => scrape(n.clientUrl)));
+  const total = (name: string, labels: Record<string, string>): number => all.reduce((sum, e) => sum + find(e, name, labels).reduce((a, s) => a + s.value, 0), 0);
+  assert.ok(total('chorus_proposals_total', { level: 'on' }) >= 10);
+  assert.ok(total('chorus_proposals_total', { level: 'local' }) >= 4);
+  assert.ok(total('chorus_proposals_total', { level: 'off' }) >= 3);
+  assert.ok(total('chorus_proposals_total', { level: 'remote_apply' }) >= 2);
+  assert.ok(total('chorus_commit_latency_seconds_count', { level: 'on' }) >= 10);
+  assert.ok(total('chorus_commit_latency_seconds_count', { level: 'remote_apply' }) >= 2);
+  assert.equal(total('chorus_commit_latency_seconds_count', { level: 'local' }), 0, 'acknowledged before the commit: not measured');
+
+  // The follower that served the reads: by consistency; no lag series unless it leads now.
   const fx = await scrape(f.clientUrl);
-  assert.equal(find(fx, 'chorus_replication_lag_seconds').length, 0);
-  assert.equal(value(fx, 'chorus_is_leader'), 0);
-  assert.equal(value(fx, 'chorus_term'), value(ex, 'chorus_term'));
-  assert.equal(value(fx, 'chorus_reads_total', { consistency: 'linearizable', outcome: 'ok' }), 1);
+  if (value(fx, 'chorus_is_leader') === 0) assert.equal(find(fx, 'chorus_replication_lag_seconds').length, 0);
+  assert.equal(value(fx, 'chorus_term') >= 1, true);
+  assert.ok(value(fx, 'chorus_reads_total', { consistency: 'linearizable', outcome: 'ok' }) >= 1);
   assert.equal(value(fx, 'chorus_reads_total', { consistency: 'stale', outcome: 'ok' }), 3);
-  assert.equal(value(fx, 'chorus_reads_total', { consistency: 'lease', outcome: 'ok' }), 1, 'a 404 is a read served');
+  assert.ok(value(fx, 'chorus_reads_total', { consistency: 'lease', outcome: 'ok' }) >= 1, 'a 404 is a read served');
   assert.ok(value(fx, 'chorus_wal_fsync_duration_seconds_count') > 0, 'followers sync their WAL too');
-  assert.equal(find(fx, 'chorus_proposals_total').length, 0, 'followers propose nothing');
 });
 
 test('refused requests are counted as drops of their queue', async (t) => {

@@ -127,6 +127,38 @@ test('the observer raises and resolves alerts as events, log lines and webhook d
   assert.deepEqual(logLines.map((l) => [l['event'], l['level']]), [['alert-raised', 'warn'], ['alert-resolved', 'info']]);
 });
 
+test('a slow fsync raises slow-fsync; one timed across a stall of the whole process does not', (t) => {
+  let now = 0;
+  const logs: string[] = [];
+  const observer = new NodeObserver({
+    memberId: 'n1', clusterId: 'c1', config: resolveObserveConfig({ fsyncSecondsMax: 0.5, fsyncWindowSeconds: 10 }),
+    logger: createJsonLogger({ write: (line) => logs.push(String((JSON.parse(line) as { event: string }).event)) }),
+    source: { clusterView: fakeView, pending: () => ({ proposals: 0, reads: 0 }), transportStats: () => null },
+    proposalsPendingMax: 10, readsPendingMax: 10, nowMs: () => now, processMetrics: false,
+  });
+  t.after(() => observer.stop());
+  observer.noteTimer();
+  now = 1000;
+  observer.noteTimer();
+  now = 1600;
+  observer.noteWalSynced([], 600);
+  assert.deepEqual(observer.evaluate(observation()).raised.map((a) => a.id), ['slow-fsync']);
+  for (now = 2000; now <= 12_000; now += 1000) observer.noteTimer();
+  now = 12_000;
+  assert.deepEqual(observer.evaluate(observation()).resolved.map((a) => a.id), ['slow-fsync'], 'resolved after fsyncWindowSeconds');
+  assert.deepEqual(logs.filter((l) => l === 'process-stalled'), [], 'a timer on time is no stall');
+
+  // SIGSTOP from 12.1 s to 20 s: syncs in flight across it complete when the process resumes,
+  // before and after the timer notices the stall.
+  now = 20_000;
+  observer.noteWalSynced([], 7900);
+  observer.noteTimer(20_050);
+  now = 20_100;
+  observer.noteWalSynced([], 8000);
+  assert.deepEqual(observer.evaluate(observation()).raised, [], 'the stall is not the disk');
+  assert.deepEqual(logs.filter((l) => l === 'process-stalled'), ['process-stalled']);
+});
+
 test('the observer records leader changes with their reason, elections and membership changes', (t) => {
   const observer = new NodeObserver({
     memberId: 'n2', clusterId: 'c1', config: resolveObserveConfig(undefined), logger: createJsonLogger({ write: () => {} }),
