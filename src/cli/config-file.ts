@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { ChorusError } from '../node/errors.ts';
 import { splitAlertsSection } from './config-sections.ts';
+import { camelCase, parseScalar, stripComment } from './config-syntax.ts';
 import type { SectionValue } from './config-sections.ts';
 
 export type ConfigValue = string | number | boolean;
@@ -18,49 +19,8 @@ function invalid(file: string, message: string): ChorusError {
   return new ChorusError('CHORUS_CONFIG_INVALID', `${file}: ${message}`);
 }
 
-/** data-dir, data_dir and dataDir all name dataDir (PostgreSQL's names use underscores:
- * synchronous_commit, synchronous_standby_names). */
-export function camelCase(key: string): string {
-  return key.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function stripComment(line: string): string {
-  let quote: string | null = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quote !== null) {
-      if (c === '\\' && quote === '"') i++;
-      else if (c === quote) quote = null;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-    } else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!))) {
-      return line.slice(0, i);
-    }
-  }
-  return line;
-}
-
-function parseScalar(text: string, file: string, lineNo: number): ConfigValue {
-  const v = text.trim();
-  if (v.startsWith('"')) {
-    try {
-      const parsed: unknown = JSON.parse(v);
-      if (typeof parsed === 'string') return parsed;
-    } catch {
-      // fall through to the error below
-    }
-    throw invalid(file, `line ${lineNo}: bad double-quoted string`);
-  }
-  if (v.startsWith("'")) {
-    if (v.length < 2 || !v.endsWith("'")) throw invalid(file, `line ${lineNo}: unterminated single-quoted string`);
-    return v.slice(1, -1).replace(/''/g, "'");
-  }
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  if (/^-?\d+$/.test(v)) return Number(v);
-  if (v === '' || v === '~' || v === 'null') throw invalid(file, `line ${lineNo}: empty values are not supported`);
-  if (/^[[{&*!|>]/.test(v)) throw invalid(file, `line ${lineNo}: only plain scalars are supported (no lists, maps, anchors or block strings)`);
-  return v;
+function parseValue(text: string, file: string, lineNo: number): ConfigValue {
+  return parseScalar(text, (message) => invalid(file, `line ${lineNo}: ${message}`), { decimals: false, plainOnly: true });
 }
 
 export function parseYamlSubset(text: string, file = 'config'): ConfigRecord {
@@ -75,7 +35,7 @@ export function parseYamlSubset(text: string, file = 'config'): ConfigRecord {
     if (match === null) throw invalid(file, `line ${lineNo}: expected "key: value"`);
     const key = camelCase(match[1]!);
     if (Object.hasOwn(out, key)) throw invalid(file, `line ${lineNo}: ${match[1]} is set twice`);
-    out[key] = parseScalar(match[2] ?? '', file, lineNo);
+    out[key] = parseValue(match[2] ?? '', file, lineNo);
   }
   return out;
 }
