@@ -820,7 +820,10 @@ export class ChorusNode implements MemberService {
     if (this.snapshotting || this.state !== 'running') return;
     const log = this.raft.log;
     const applied = log.applied;
-    if (applied - log.snapshotIndex() <= this.config.snapshotEntries) return;
+    // A snapshot saved but not yet handed to the core (deferredCompact) counts already, or a
+    // second full snapshot would follow a few entries later.
+    const snapshotIndex = Math.max(log.snapshotIndex(), this.deferredCompact?.index ?? 0);
+    if (applied - snapshotIndex <= this.config.snapshotEntries) return;
     // At boot SQLite may be ahead of the core (replayed entries are skipped): wait until the two
     // agree, so that the image is exactly the state at `applied`.
     if (this.storage.stateMachine.appliedIndex() !== applied) return;
