@@ -13,18 +13,25 @@ import type { Logger } from '../../src/node/logger.ts';
 
 export const HOST = '127.0.0.1';
 
-/** Ports that were free a moment ago: all are held open together, then released. */
+/**
+ * Ports that were free a moment ago, held open together, then released for members to take.
+ * They come from below Linux's ephemeral range (32768-60999): a port the kernel hands out for
+ * listen(0) is also handed out as the local end of outgoing connections, so another test's
+ * client could take it in the moment between our release and a member's listen.
+ */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < count; i++) {
+    for (let attempts = 0; servers.length < count && attempts < 200; attempts++) {
+      const port = 20_000 + Math.floor(Math.random() * 12_000);
       const server = createServer();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, () => resolve());
+      const bound = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(port, HOST, () => resolve(true));
       });
-      servers.push(server);
+      if (bound) servers.push(server);
     }
+    if (servers.length < count) throw new Error(`could not find ${count} free ports`);
     return servers.map((s) => (s.address() as AddressInfo).port);
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
