@@ -12,6 +12,7 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import type { EntryType } from '../core/raft/types.ts';
@@ -351,6 +352,28 @@ function openImage(data: Uint8Array): { db: Database.Database; image: Buffer; ap
   }
 }
 
+/** Takes the image of snapshotAsync() off the main thread. Plain JavaScript, see the file. */
+const SNAPSHOT_WORKER_URL = new URL('./snapshot-worker.mjs', import.meta.url);
+
+function snapshotFailed(why: string, cause?: unknown): Error {
+  return new Error(`state machine snapshot failed: ${why}`, cause === undefined ? undefined : { cause });
+}
+
+/** Checks the worker's answer and patches the image as snapshot() does; throws on a bad one. */
+function imageFromWorker(message: unknown): StateMachineSnapshot {
+  const { index, data, error } = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>;
+  if (typeof error === 'string') throw snapshotFailed(error);
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) {
+    throw snapshotFailed('the image has no valid applied index');
+  }
+  if (!(data instanceof Uint8Array) || data.byteLength < 100 || !Buffer.from(data.buffer, data.byteOffset, SQLITE_HEADER.length).equals(SQLITE_HEADER)) {
+    throw snapshotFailed('the worker did not return a database image');
+  }
+  data[HEADER_WRITE_VERSION] = 1;
+  data[HEADER_READ_VERSION] = 1;
+  return { index, data };
+}
+
 function writeFileDurably(file: string, bytes: Uint8Array): void {
   const fd = fs.openSync(file, 'w');
   try {
@@ -399,6 +422,8 @@ export class SqliteStateMachine {
   /** Mirrors applied.applied_index; updated only after the transaction that wrote it commits. */
   #applied: number;
   #closed = false;
+  /** Stops the snapshotAsync() in flight (its promise rejects with the error), or null. */
+  #abortSnapshot: ((error: Error) => void) | null = null;
 
   private constructor(db: Database.Database, file: string | null, limits: KvLimits, applied: number) {
     this.#db = db;
@@ -625,6 +650,70 @@ export class SqliteStateMachine {
   }
 
   /**
+   * The whole state as a database image, like snapshot(), without blocking the event loop: a
+   * worker thread opens its own read-only connection and serializes one consistent read
+   * transaction (WAL mode lets applyBatch() go on meanwhile). The image covers the index it
+   * reports, which may be above appliedIndex() at the call: take the index from the result.
+   * No file is written. One at a time (a second call rejects); close() rejects the one in
+   * flight. A failure of the worker rejects with an Error, never throws elsewhere. An
+   * in-memory instance has no file to share: it answers with snapshot(), synchronously.
+   */
+  snapshotAsync(): Promise<StateMachineSnapshot> {
+    if (this.#closed) return Promise.reject(new Error('the state machine is closed'));
+    if (this.#file === null) {
+      try {
+        return Promise.resolve(this.snapshot());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (this.#abortSnapshot !== null) return Promise.reject(snapshotFailed('another snapshot is in progress'));
+    // One short-lived worker per snapshot: snapshots are thousands of entries apart, and its
+    // exit frees SQLite's copy of the image at once. execArgv: [] keeps the parent's flags (tsx's
+    // loader under tests) out of a plain JavaScript worker.
+    let worker: Worker;
+    try {
+      worker = new Worker(SNAPSHOT_WORKER_URL, { workerData: { file: this.#file }, execArgv: [] });
+    } catch (error) {
+      return Promise.reject(snapshotFailed('the worker did not start', error));
+    }
+    return new Promise<StateMachineSnapshot>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: { image: StateMachineSnapshot } | { error: Error }): void => {
+        if (settled) return;
+        settled = true;
+        this.#abortSnapshot = null;
+        if ('image' in outcome) resolve(outcome.image);
+        else reject(outcome.error);
+      };
+      this.#abortSnapshot = (error) => {
+        settle({ error });
+        worker.terminate().catch(() => undefined); // it is gone either way
+      };
+      // The answer waits for the worker's exit, which follows it at once: its connection is closed
+      // by then, so a close() or restore() right after finds the database as without it (the
+      // last connection to close removes the WAL files).
+      let answer: { image: StateMachineSnapshot } | { error: Error } | null = null;
+      worker.on('message', (message: unknown) => {
+        try {
+          answer ??= { image: imageFromWorker(message) };
+        } catch (error) {
+          answer ??= { error: error instanceof Error ? error : snapshotFailed(String(error)) };
+        }
+      });
+      // Listeners stay attached after settling: an 'error' event without one would crash the
+      // process.
+      worker.on('error', (error: unknown) => {
+        answer ??= { error: snapshotFailed(`the worker failed: ${error instanceof Error ? error.message : String(error)}`, error) };
+      });
+      worker.on('messageerror', (error) => {
+        answer ??= { error: snapshotFailed('the image did not arrive', error) };
+      });
+      worker.on('exit', (code) => settle(answer ?? { error: snapshotFailed(`the worker exited with code ${code} without an image`) }));
+    });
+  }
+
+  /**
    * Replaces the whole state with a snapshot image; appliedIndex() becomes the image's. The
    * image is checked first (CHORUS_BAD_SNAPSHOT leaves the current state untouched).
    *
@@ -636,6 +725,8 @@ export class SqliteStateMachine {
    */
   restore(data: Uint8Array): void {
     this.#assertOpen();
+    // The worker reads the file this would replace (and the WAL it would delete).
+    if (this.#abortSnapshot !== null) throw new Error('restore while a snapshot is in progress: await snapshotAsync() first');
     const incoming = openImage(data);
     if (this.#file === null) {
       this.#db.close();
@@ -694,6 +785,7 @@ export class SqliteStateMachine {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#abortSnapshot?.(snapshotFailed('the state machine was closed'));
     this.#db.close();
   }
 }

@@ -152,6 +152,10 @@ export class ChorusNode implements MemberService {
   private snapshotSaving: Promise<void> = Promise.resolve();
   /** raft.compact() deferred until no ready is in flight. */
   private deferredCompact: { index: number; data: Uint8Array; retainFromIndex: number } | null = null;
+  /** Applied entries past the last snapshot that start the next one (0: to be drawn). */
+  private snapshotThresholdEntries = 0;
+  /** After a failed snapshot, no new attempt before this applied index. */
+  private snapshotRetryFromIndex = 0;
 
   // ---- waiting requests
   /** Accepted proposals by log index. Invariant: proposalsPending counts every chained one, and
@@ -820,44 +824,67 @@ export class ChorusNode implements MemberService {
     if (this.snapshotting || this.state !== 'running') return;
     const log = this.raft.log;
     const applied = log.applied;
+    // Drawn per member and again after every attempt: members apply the same entries, and with
+    // one fixed threshold they would all snapshot at once, each of them slower to answer.
+    if (this.snapshotThresholdEntries === 0) {
+      const entries = this.config.snapshotEntries;
+      this.snapshotThresholdEntries = entries + randomInt(Math.floor(entries / 4) + 1);
+    }
     // A snapshot saved but not yet handed to the core (deferredCompact) counts already, or a
     // second full snapshot would follow a few entries later.
     const snapshotIndex = Math.max(log.snapshotIndex(), this.deferredCompact?.index ?? 0);
-    if (applied - snapshotIndex <= this.config.snapshotEntries) return;
+    if (applied - snapshotIndex <= this.snapshotThresholdEntries || applied < this.snapshotRetryFromIndex) return;
     // At boot SQLite may be ahead of the core (replayed entries are skipped): wait until the two
-    // agree, so that the image is exactly the state at `applied`.
+    // agree, so that the image cannot cover entries the core has not applied.
     if (this.storage.stateMachine.appliedIndex() !== applied) return;
-    const term = log.term(applied);
-    if (term === undefined) return;
-    const meta = { index: applied, term, config: log.configAt(applied) };
-    // wal_keep: entries that followers up to walKeepEntries behind still need stay in the log.
-    // A follower at `match` needs the entries after it and the one at it (the append's prevTerm).
-    let retainFromIndex = applied + 1;
-    if (this.config.walKeepEntries > 0) {
-      let neededFrom = applied + 1;
-      for (const pr of this.raft.status().progress.values()) neededFrom = Math.min(neededFrom, pr.match);
-      retainFromIndex = Math.max(neededFrom, applied + 1 - this.config.walKeepEntries, log.firstIndex());
-    }
     const startedMs = performance.now();
-    const { data } = this.storage.stateMachine.snapshot();
     this.snapshotting = true;
     this.snapshotSaving = (async () => {
       try {
+        // Taken on a worker thread while this one goes on applying: the image covers the index
+        // it reports, at or above `applied`, and everything below is decided from that index.
+        const image = await this.storage.stateMachine.snapshotAsync().catch((error: unknown) => {
+          // Not fatal: the log only grows until the next attempt, a threshold later.
+          this.snapshotRetryFromIndex = log.applied + this.config.snapshotEntries;
+          this.logger.warn('snapshot-failed', { error, retryFromIndex: this.snapshotRetryFromIndex });
+          return null;
+        });
+        if (image === null) return;
+        const imageMs = performance.now() - startedMs;
+        const { index, data } = image;
+        const term = log.term(index);
+        const covered = Math.max(log.snapshotIndex(), this.deferredCompact?.index ?? 0);
+        // Meanwhile a snapshot from the leader may have replaced the log below the image, or the
+        // member may have begun to stop: the image is of no use then.
+        if (this.state !== 'running' || term === undefined || index <= covered || index > log.applied) {
+          this.logger.info('snapshot-discarded', { snapshotIndex: index, logSnapshotIndex: covered, state: this.state });
+          return;
+        }
+        const meta = { index, term, config: log.configAt(index) };
+        // wal_keep: entries that followers up to walKeepEntries behind still need stay in the log.
+        // A follower at `match` needs the entries after it and the one at it (the append's prevTerm).
+        let retainFromIndex = index + 1;
+        if (this.config.walKeepEntries > 0) {
+          let neededFrom = index + 1;
+          for (const pr of this.raft.status().progress.values()) neededFrom = Math.min(neededFrom, pr.match);
+          retainFromIndex = Math.max(neededFrom, index + 1 - this.config.walKeepEntries, log.firstIndex());
+        }
         await this.storage.snapshotStore.save({ meta, data });
         // Durable now: the core may drop the log prefix, then the WAL may.
-        if (this.inflight === null) this.raft.compact(meta.index, data, retainFromIndex);
-        else this.deferredCompact = { index: meta.index, data, retainFromIndex };
+        if (this.inflight === null) this.raft.compact(index, data, retainFromIndex);
+        else this.deferredCompact = { index, data, retainFromIndex };
         await this.storage.logStore.compact(retainFromIndex - 1);
         this.snapshotsTaken++;
-        this.observer.noteSnapshotTaken(meta.index, data.byteLength);
+        this.observer.noteSnapshotTaken(index, data.byteLength);
         this.logger.info('snapshot-taken', {
-          snapshotIndex: meta.index, term, bytes: data.byteLength, logFirstIndex: retainFromIndex,
-          durationMs: Math.round(performance.now() - startedMs),
+          snapshotIndex: index, term, bytes: data.byteLength, logFirstIndex: retainFromIndex,
+          imageMs: Math.round(imageMs), durationMs: Math.round(performance.now() - startedMs),
         });
       } catch (error) {
         this.fatal(error);
       } finally {
         this.snapshotting = false;
+        this.snapshotThresholdEntries = 0;
       }
     })();
   }

@@ -99,15 +99,26 @@ test('a write whose index gets another entry after a leader change fails with 50
   assert.equal(await client.getText('other'), 'committed');
 });
 
+/** Puts `${prefix}${i}` = `v${i}` from i = 0, at least `count` of them and then until `enough()`
+ * (bounded): snapshots are taken off the loop at a per-member threshold, so how many writes
+ * they take is not fixed. Returns how many were written. */
+async function putUntil(client: ChorusClient, prefix: string, count: number, enough: () => boolean): Promise<number> {
+  let written = 0;
+  for (; written < count || !enough(); written++) {
+    assert.ok(written < 20 * count, `still not enough after ${written} writes`);
+    await client.put(`${prefix}${written}`, `v${written}`);
+  }
+  return written;
+}
+
 test('snapshots: taken every snapshotEntries, sent to a member that fell behind, and booted from', async (t) => {
   const cluster = await startCluster(t, 3, { snapshotEntries: 20, walKeepEntries: 0 });
   const leader = await cluster.leader();
-  const lagging = cluster.followers(leader)[0]!;
+  const [lagging, other] = cluster.followers(leader) as [typeof leader, typeof leader];
   await cluster.stop(lagging.id);
   const client = new ChorusClient({ endpoints: [leader.clientUrl], timeoutMs: 10_000 });
-  for (let i = 0; i < 120; i++) await client.put(`snap/${i}`, `v${i}`);
-  await waitFor(() => leader.debugState().snapshotIndex >= 100, 'the leader took snapshots');
-  assert.ok(leader.debugState().snapshotsTaken >= 4);
+  // Both running members keep taking snapshots while every write is served.
+  await putUntil(client, 'snap/', 120, () => [leader, other].every((n) => n.debugState().snapshotsTaken >= 4 && n.debugState().snapshotIndex >= 100));
 
   // The log the lagging member needs is gone: it can only catch up from a snapshot.
   const back = await cluster.start(lagging.id);
@@ -133,14 +144,12 @@ test('wal_keep: a member a little behind catches up from the log kept below the 
   const lagging = cluster.followers(leader)[0]!;
   await cluster.stop(lagging.id);
   const client = new ChorusClient({ endpoints: [leader.clientUrl], timeoutMs: 10_000 });
-  for (let i = 0; i < 80; i++) await client.put(`keep/${i}`, `v${i}`);
-  await waitFor(() => leader.debugState().snapshotIndex >= 60, 'the leader took snapshots');
+  const written = await putUntil(client, 'keep/', 80, () => leader.debugState().snapshotsTaken >= 3 && leader.debugState().snapshotIndex >= 60);
   const back = await cluster.start(lagging.id);
   await waitFor(() => back.debugState().appliedIndex >= leader.debugState().commitIndex, 'the lagging member catches up');
   assert.equal(back.debugState().snapshotsInstalled, 0, 'no snapshot was needed');
-  assert.ok(leader.debugState().snapshotsTaken >= 3);
   const direct = new ChorusClient({ endpoints: [back.clientUrl] });
-  assert.equal(await direct.getText('keep/79', { consistency: 'stale' }), 'v79');
+  assert.equal(await direct.getText(`keep/${written - 1}`, { consistency: 'stale' }), `v${written - 1}`);
   // The leader restarts with its snapshot and the entries kept below it.
   await cluster.stop(leader.id);
   await cluster.start(leader.id);
