@@ -4,6 +4,7 @@ import { Buffer } from 'node:buffer';
 import { keyFromBytes } from '../kv/commands.ts';
 import type { Compare, KvLimits, Op, TxnCommand } from '../kv/commands.ts';
 import { KvError } from '../kv/errors.ts';
+import { RESERVED_KEY_MARK } from '../kv/sqlite-state-machine.ts';
 import type { KvRecord, TxnOpResult } from '../kv/sqlite-state-machine.ts';
 import { ChorusError } from '../node/errors.ts';
 import type { KvListItem, TxnResultJson } from './types.ts';
@@ -23,11 +24,11 @@ function hexValue(code: number): number {
  * inside keys survive and no lenient decoder substitutes U+FFFD. Characters that arrive
  * unencoded are taken as the bytes Node's HTTP parser read them as (latin1).
  */
-export function keyFromUrl(rawUrl: string, limits: KvLimits): string {
+export function keyFromUrl(rawUrl: string, limits: KvLimits, pathPrefix = KV_PATH_PREFIX): string {
   const query = rawUrl.indexOf('?');
   const path = query < 0 ? rawUrl : rawUrl.slice(0, query);
-  if (!path.startsWith(KV_PATH_PREFIX)) throw new KvError('CHORUS_BAD_KEY', 'the key path must start with /v1/kv/');
-  const encoded = path.slice(KV_PATH_PREFIX.length);
+  if (!path.startsWith(pathPrefix)) throw new KvError('CHORUS_BAD_KEY', `the key path must start with ${pathPrefix}`);
+  const encoded = path.slice(pathPrefix.length);
   // The percent-encoded form is at most 3 bytes per key byte: reject far longer paths at once.
   if (encoded.length > 3 * limits.keyBytesMax) throw new KvError('CHORUS_KEY_TOO_LARGE', `key exceeds ${limits.keyBytesMax} bytes`);
   const bytes = Buffer.allocUnsafe(encoded.length * 3);
@@ -48,6 +49,12 @@ export function keyFromUrl(rawUrl: string, limits: KvLimits): string {
     }
   }
   return keyFromBytes(bytes.subarray(0, n), limits);
+}
+
+/** Keys starting with U+0000 hold the catalog's consensus keyspaces: clients cannot name them. */
+export function rejectReservedKey(key: string): string {
+  if (key.startsWith(RESERVED_KEY_MARK)) throw new KvError('CHORUS_BAD_KEY', 'keys starting with U+0000 are reserved for keyspaces (use /v1/ks/{keyspace}/kv)');
+  return key;
 }
 
 /** Percent-encodes a key for a URL path, keeping '/' as is (clients use this). */
@@ -80,11 +87,16 @@ function bytesField(o: Record<string, unknown>, where: string): Uint8Array {
   return Buffer.from(text, 'utf8');
 }
 
+/** Key fields are validated later (validateCommand); only the reserved mark is refused here. */
+function reservedChecked(key: unknown): string {
+  return typeof key === 'string' ? rejectReservedKey(key) : (key as string);
+}
+
 function parseCompare(x: unknown, i: number): Compare {
   const where = `compare[${i}]`;
   if (!isRecord(x)) throw badRequest(`${where} must be an object`);
   const target = x['target'];
-  const key = x['key'] as string;
+  const key = reservedChecked(x['key']);
   const op = x['op'] as Compare['op'];
   if (target === 'value') return { key, target, op, value: bytesField(x, where) };
   if (target === 'version' || target === 'modRevision' || target === 'createRevision') {
@@ -97,7 +109,7 @@ function parseCompare(x: unknown, i: number): Compare {
 
 function parseOp(x: unknown, where: string): Op {
   if (!isRecord(x)) throw badRequest(`${where} must be an object`);
-  const key = x['key'] as string;
+  const key = reservedChecked(x['key']);
   switch (x['op']) {
     case 'put':
       return { op: 'put', key, value: bytesField(x, where) };
@@ -141,7 +153,7 @@ export function parseTxnBody(body: Buffer | undefined, limits: KvLimits): TxnCom
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function asText(bytes: Uint8Array): string | undefined {
+export function asText(bytes: Uint8Array): string | undefined {
   try {
     return strictUtf8.decode(bytes);
   } catch {
@@ -149,7 +161,7 @@ function asText(bytes: Uint8Array): string | undefined {
   }
 }
 
-function toBase64(bytes: Uint8Array): string {
+export function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 

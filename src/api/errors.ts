@@ -1,5 +1,6 @@
 // The one place where error codes become HTTP statuses. Every error response is
 // {"code":"CHORUS_...","message":"..."}.
+import { MmError } from '../core/mm/errors.ts';
 import { PolicyError } from '../core/policy/replication-policy.ts';
 import { KvError } from '../kv/errors.ts';
 import { ChorusError } from '../node/errors.ts';
@@ -35,6 +36,21 @@ const STATUS_BY_CODE: Readonly<Record<ChorusErrorCode, number>> = {
   // The cluster's membership forbids the change; nothing was done.
   CHORUS_MEMBER_EXISTS: 409,
   CHORUS_MEMBER_CHANGE_INVALID: 409,
+  // Keyspaces.
+  CHORUS_KEYSPACE_EXISTS: 409,
+  CHORUS_KEYSPACE_NOT_FOUND: 404,
+  CHORUS_NOT_KEYSPACE_MEMBER: 409,
+  CHORUS_BAD_KEYSPACE: 400,
+  CHORUS_WRONG_MODE: 400,
+  CHORUS_BAD_TOKEN: 400,
+  CHORUS_BAD_CRDT_OP: 400,
+  CHORUS_CRDT_TYPE_MISMATCH: 409,
+  CHORUS_TOO_MANY_SIBLINGS: 409,
+  CHORUS_KEYSPACE_FULL: 507,
+  // Replication between members only (never a client's request), listed for completeness.
+  CHORUS_CLOCK_DRIFT: 503,
+  CHORUS_BAD_REPLICATION_MESSAGE: 400,
+  CHORUS_BAD_DURABLE_STATE: 500,
   CHORUS_FORBIDDEN: 403,
   // Server-side faults.
   CHORUS_CONFIG_INVALID: 500,
@@ -76,7 +92,7 @@ function fromFramework(code: string, message: string, method: string, statusCode
 /** Maps anything thrown while serving a request to a status and a JSON body. `internal` is
  * true when the error is a bug or server fault worth logging. */
 export function errorResponse(error: unknown, method: string): ErrorResponse & { readonly internal: boolean } {
-  if (error instanceof ChorusError || error instanceof KvError || error instanceof PolicyError) {
+  if (error instanceof ChorusError || error instanceof KvError || error instanceof PolicyError || error instanceof MmError) {
     const status = httpStatusOf(error.code);
     return { status, body: { code: error.code, message: error.message }, internal: status === 500 };
   }

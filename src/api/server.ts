@@ -12,8 +12,9 @@ import { ChorusError, NotLeaderError } from '../node/errors.ts';
 import { silentLogger } from '../node/logger.ts';
 import type { Logger } from '../node/logger.ts';
 import { canonicalStandbyNames, parseCommitLevel } from '../node/replication.ts';
-import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, txnResultJson } from './codec.ts';
+import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, rejectReservedKey, txnResultJson } from './codec.ts';
 import { errorResponse } from './errors.ts';
+import { registerKeyspaceRoutes } from './keyspace-routes.ts';
 import { COMMIT_HEADER, Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
 import type { ForwardResponse } from './forward.ts';
 import type { MemberService, ReplicationPatch } from './service.ts';
@@ -111,6 +112,14 @@ function readOptionsOf(request: FastifyRequest): ReadOptions {
     throw new KvError('CHORUS_BAD_REQUEST', 'max_staleness_ms and min_revision go with consistency=stale (the default when they are given)');
   }
   return { consistency: given ?? (local ? 'stale' : 'linearizable'), maxStalenessMs, minRevision };
+}
+
+function listLimitOf(request: FastifyRequest): number {
+  const limitText = queryString(request, 'limit');
+  if (limitText === undefined) return LIST_LIMIT_DEFAULT;
+  const limit = /^\d{1,6}$/.test(limitText) ? Number(limitText) : 0;
+  if (limit < 1 || limit > LIST_LIMIT_MAX) throw new KvError('CHORUS_BAD_REQUEST', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`);
+  return limit;
 }
 
 function sendForwarded(reply: FastifyReply, answer: ForwardResponse): FastifyReply {
@@ -258,13 +267,13 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
   // ------------------------------------------------------------------ keys
 
   app.put(`${KV_PATH_PREFIX}*`, { bodyLimit: limits.valueBytesMax }, async (request, reply) => {
-    const key = keyFromUrl(request.url, limits);
+    const key = rejectReservedKey(keyFromUrl(request.url, limits));
     const value = bodyOf(request) ?? new Uint8Array(0);
     return write(request, reply, { kind: 'put', key, value }, (r) => ({ revision: r.revision }));
   });
 
   app.delete(`${KV_PATH_PREFIX}*`, async (request, reply) => {
-    const key = keyFromUrl(request.url, limits);
+    const key = rejectReservedKey(keyFromUrl(request.url, limits));
     return write(request, reply, { kind: 'delete', key }, (r) => ({ revision: r.revision, deleted: r.kind === 'delete' ? r.deleted : 0 }));
   });
 
@@ -285,7 +294,7 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
   };
 
   app.get(`${KV_PATH_PREFIX}*`, async (request, reply) => {
-    const key = keyFromUrl(request.url, limits);
+    const key = rejectReservedKey(keyFromUrl(request.url, limits));
     await prepareRead(request);
     const record = service.get(key);
     if (record === undefined) throw new ChorusError('CHORUS_KEY_NOT_FOUND', `key not found: ${key.length > 200 ? `${key.slice(0, 200)}...` : key}`);
@@ -299,17 +308,20 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
 
   app.get('/v1/kv', async (request, reply) => {
     const prefix = queryString(request, 'prefix') ?? '';
-    if (prefix !== '') validateKey(prefix, limits);
-    const limitText = queryString(request, 'limit');
-    let limit = LIST_LIMIT_DEFAULT;
-    if (limitText !== undefined) {
-      limit = /^\d{1,6}$/.test(limitText) ? Number(limitText) : 0;
-      if (limit < 1 || limit > LIST_LIMIT_MAX) throw new KvError('CHORUS_BAD_REQUEST', `limit must be an integer from 1 to ${LIST_LIMIT_MAX}`);
-    }
+    if (prefix !== '') rejectReservedKey(validateKey(prefix, limits));
+    const limit = listLimitOf(request);
     await prepareRead(request);
-    const { records, more } = service.range({ prefix, limit });
+    const { records, more } = service.range({ prefix, limit, skipReserved: true });
     return reply.header('chorus-more', more ? 'true' : 'false').send(records.map(listItemJson));
   });
+
+  // ------------------------------------------------------------------ keyspaces
+
+  if (service.keyspaceService !== undefined) {
+    registerKeyspaceRoutes(app, {
+      service: service.keyspaceService, limits, write, leaderOnly, prepareRead, deadlineOf, queryString, queryInt, listLimitOf, jsonObjectBody, bodyOf,
+    });
+  }
 
   // ------------------------------------------------------------------ transactions
 

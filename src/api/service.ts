@@ -2,6 +2,7 @@
 import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import type { Command, KvLimits } from '../kv/commands.ts';
 import type { ApplyResult, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
+import type { KeyspaceService } from './keyspace-routes.ts';
 import type { ClusterView, MemberChangeJson, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults } from './types.ts';
 
 export interface WriteOptions {
@@ -66,6 +67,8 @@ export interface MemberService {
   /** This member's own view of the cluster (members' match and lag only when it leads). */
   clusterView(): ClusterView;
   readiness(): Readiness;
+  /** Keyspaces (catalog and multi-master); the /v1/keyspaces and /v1/ks routes exist only with it. */
+  readonly keyspaceService?: KeyspaceService;
   /** Present only when test faults are enabled. */
   setTestFaults?(faults: TestFaults): void;
 }

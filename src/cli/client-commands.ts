@@ -1,6 +1,6 @@
 // The client commands of the CLI: status, put, get, del, list, member, switchover, replication.
 import { ChorusClient, ChorusClientError, normalizeEndpoint } from '../client/index.ts';
-import type { ClusterMember, ClusterView, CommitLevel, Consistency, ReadOptions } from '../client/index.ts';
+import type { ClusterMember, ClusterView, CommitLevel, Consistency, MultiMasterWriteJson, ReadOptions, WriteOptions, WriteResult } from '../client/index.ts';
 
 export const DEFAULT_ENDPOINTS = 'http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003';
 
@@ -28,26 +28,79 @@ function uncommittedNote(committed: boolean): string {
   return committed ? '' : ' (not yet committed: acknowledged at off/local, may still be lost)';
 }
 
-export async function runPut(key: string, value: string, flags: ClientFlags & { commit?: CommitLevel }): Promise<void> {
-  const { revision, committed } = await client(flags).put(key, value, flags.commit === undefined ? {} : { commit: flags.commit });
-  process.stdout.write(`OK revision ${revision}${uncommittedNote(committed)}\n`);
+/** Flags of writes: a keyspace, and for multi-master keyspaces w and a causal context. */
+export interface WriteFlags extends ClientFlags {
+  readonly commit?: CommitLevel;
+  readonly keyspace?: string;
+  readonly w?: number;
+  readonly context?: string;
+}
+
+function writeOptions(flags: WriteFlags): WriteOptions {
+  return {
+    ...(flags.commit === undefined ? {} : { commit: flags.commit }),
+    ...(flags.keyspace === undefined ? {} : { keyspace: flags.keyspace }),
+    ...(flags.w === undefined ? {} : { w: flags.w }),
+    ...(flags.context === undefined ? {} : { context: flags.context }),
+  };
+}
+
+/** The line for an acknowledged multi-master write. */
+function multiMasterLine(what: string, r: MultiMasterWriteJson): string {
+  const context = r.context === undefined ? '' : `  context ${r.context}${r.siblings !== undefined && r.siblings > 1 ? ` (${r.siblings} siblings)` : ''}`;
+  return `${what} ${r.dot} stamp ${r.stamp}, durable on ${r.durableMembers} member(s)${context}\n`;
+}
+
+export async function runPut(key: string, value: string, flags: WriteFlags): Promise<void> {
+  const result = await client(flags).put(key, value, writeOptions(flags)) as WriteResult | MultiMasterWriteJson;
+  if ('dot' in result) process.stdout.write(multiMasterLine('OK', result));
+  else process.stdout.write(`OK revision ${result.revision}${uncommittedNote(result.committed)}\n`);
+}
+
+export async function runCrdt(key: string, opText: string, flags: ClientFlags & { keyspace: string; w?: number }): Promise<void> {
+  let op: unknown;
+  try {
+    op = JSON.parse(opText);
+  } catch {
+    throw new ChorusClientError('CHORUS_BAD_JSON', 0, 'the operation must be JSON, e.g. \'{"type":"counter","op":"incr","by":5}\'', null);
+  }
+  const result = await client(flags).crdt(flags.keyspace, key, op, flags.w === undefined ? {} : { w: flags.w });
+  process.stdout.write(multiMasterLine('OK', result));
+  process.stdout.write(`${JSON.stringify(result.value)}\n`);
+}
+
+export async function runKeyspaceCreate(name: string, flags: ClientFlags & { mode: 'consensus' | 'multi-master'; conflicts?: 'lww' | 'versions' | 'crdt' }): Promise<void> {
+  const ks = await client(flags).createKeyspace({ name, mode: flags.mode, ...(flags.conflicts === undefined ? {} : { conflicts: flags.conflicts }) });
+  const how = ks.mode === 'consensus' ? 'consensus' : `multi-master (${ks.conflicts ?? '?'}) on ${(ks.members ?? []).join(', ')}`;
+  process.stdout.write(`${ks.created ? 'created' : 'exists'}: ${ks.name} ${how}\n`);
+}
+
+export async function runKeyspaceList(flags: ClientFlags & { json?: boolean }): Promise<void> {
+  const list = await client(flags).keyspaces();
+  if (flags.json === true) {
+    process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    return;
+  }
+  const rows: string[][] = [['NAME', 'MODE', 'CONFLICTS', 'MEMBERS']];
+  for (const k of list) rows.push([k.name, k.mode, k.conflicts ?? '-', k.members === undefined ? (k.builtin === true ? '(all, built in)' : '(all)') : k.members.join(',')]);
+  process.stdout.write(`${table(rows)}\n`);
 }
 
 export async function runGet(
   key: string,
-  flags: ClientFlags & { stale?: boolean; revision?: boolean; consistency?: Consistency; maxStalenessMs?: number; minRevision?: number },
+  flags: ClientFlags & { stale?: boolean; revision?: boolean; consistency?: Consistency; maxStalenessMs?: number; minRevision?: number; keyspace?: string },
 ): Promise<void> {
   const bounded = flags.maxStalenessMs !== undefined || flags.minRevision !== undefined;
   if (bounded && flags.consistency !== undefined && flags.consistency !== 'stale') {
     throw new ChorusClientError('CHORUS_BAD_REQUEST', 0, '--max-staleness-ms and --min-revision go with stale reads', null);
   }
-  const options: ReadOptions = {
+  const options: ReadOptions = flags.keyspace !== undefined && flags.consistency === undefined && flags.stale !== true && !bounded ? {} : {
     // A bound on staleness, or a revision to wait for, makes it a read of the member's own state.
     consistency: flags.consistency ?? (flags.stale === true || bounded ? 'stale' : 'linearizable'),
     ...(flags.maxStalenessMs === undefined ? {} : { maxStalenessMs: flags.maxStalenessMs }),
     ...(flags.minRevision === undefined ? {} : { minRevision: flags.minRevision }),
   };
-  const result = await client(flags).get(key, options);
+  const result = await client(flags).get(key, { ...options, ...(flags.keyspace === undefined ? {} : { keyspace: flags.keyspace }) });
   if (result === null) {
     process.stderr.write(`error: CHORUS_KEY_NOT_FOUND: ${key}\n`);
     process.exitCode = 1;
@@ -55,17 +108,35 @@ export async function runGet(
   }
   process.stdout.write(result.value);
   if (process.stdout.isTTY) process.stdout.write('\n');
-  if (flags.revision === true) process.stderr.write(`revision ${result.revision} (created ${result.createRevision}, version ${result.version})\n`);
+  if (flags.revision === true) {
+    if (result.stamp !== undefined) process.stderr.write(`stamp ${result.stamp}\n`);
+    else if (result.context !== undefined) process.stderr.write(`context ${result.context}\n`);
+    else process.stderr.write(`revision ${result.revision} (created ${result.createRevision}, version ${result.version})\n`);
+  }
 }
 
-export async function runDel(key: string, flags: ClientFlags & { commit?: CommitLevel }): Promise<void> {
-  const { revision, deleted, committed } = await client(flags).delete(key, flags.commit === undefined ? {} : { commit: flags.commit });
+export async function runDel(key: string, flags: WriteFlags): Promise<void> {
+  const result = await client(flags).delete(key, writeOptions(flags)) as (WriteResult & { deleted?: 0 | 1 }) | MultiMasterWriteJson;
+  if ('dot' in result) {
+    process.stdout.write(multiMasterLine('deleted (tombstone)', result));
+    return;
+  }
+  const { revision, deleted, committed } = result;
   const what = deleted === undefined ? 'delete acknowledged' : deleted === 1 ? 'deleted' : 'not found';
   process.stdout.write(`${what} revision ${revision}${uncommittedNote(committed)}\n`);
 }
 
-export async function runList(prefix: string, flags: ClientFlags & { limit?: number; json?: boolean }): Promise<void> {
-  const { items, more } = await client(flags).list(prefix, flags.limit === undefined ? {} : { limit: flags.limit });
+export async function runList(prefix: string, flags: ClientFlags & { limit?: number; json?: boolean; keyspace?: string }): Promise<void> {
+  const c = client(flags);
+  if (flags.keyspace !== undefined) {
+    // Items depend on the keyspace's mode (values, siblings, CRDT values): print them as JSON.
+    const { items, more } = await c.listJson(flags.keyspace, prefix, flags.limit === undefined ? {} : { limit: flags.limit });
+    if (flags.json === true) process.stdout.write(`${JSON.stringify(items, null, 2)}\n`);
+    else for (const item of items) process.stdout.write(`${JSON.stringify(item)}\n`);
+    if (more) process.stderr.write('(more keys: raise --limit)\n');
+    return;
+  }
+  const { items, more } = await c.list(prefix, flags.limit === undefined ? {} : { limit: flags.limit });
   const decoder = new TextDecoder();
   if (flags.json === true) {
     process.stdout.write(`${JSON.stringify(items.map((i) => ({ ...i, value: decoder.decode(i.value) })), null, 2)}\n`);

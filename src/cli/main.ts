@@ -3,10 +3,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { CommitLevel, Consistency } from '../client/index.ts';
 import {
-  DEFAULT_ENDPOINTS, reportError, runDel, runGet, runList, runMemberAdd, runMemberPromote, runMemberRemove, runPut, runReplication,
-  runStatus, runSwitchover,
+  DEFAULT_ENDPOINTS, reportError, runCrdt, runDel, runGet, runKeyspaceCreate, runKeyspaceList, runList, runMemberAdd, runMemberPromote,
+  runMemberRemove, runPut, runReplication, runStatus, runSwitchover,
 } from './client-commands.ts';
-import type { ClientFlags, MemberAddFlags } from './client-commands.ts';
+import type { ClientFlags, MemberAddFlags, WriteFlags } from './client-commands.ts';
 import { runDev } from './dev.ts';
 import { runRebuild, type RebuildFlags } from './rebuild.ts';
 import { registerObserveCommands } from './observe-commands.ts';
@@ -30,6 +30,10 @@ function oneOf<T extends string>(name: string, values: readonly T[]) {
 
 const COMMIT_LEVELS: readonly CommitLevel[] = ['off', 'local', 'on', 'remote_apply'];
 const COMMIT_HELP = 'commit level: off (appended at the leader), local (durable at the leader), on (committed on a majority and the synchronous standbys), remote_apply (as on, and applied on the standbys); default: the cluster\'s synchronous_commit';
+
+const KEYSPACE_HELP = 'a keyspace of the catalog instead of the default one (see chorus keyspace)';
+const W_HELP = 'multi-master keyspaces: acknowledge once this many members hold the write durably (default 1: this member)';
+const CONTEXT_HELP = 'versions keyspaces: the causal context of a read (get --revision prints it); the write replaces the siblings it saw';
 
 function clientCommand(program: Command, name: string, description: string): Command {
   return program
@@ -107,7 +111,10 @@ export function buildProgram(): Command {
     .argument('<key>')
     .argument('<value>')
     .option('--commit <level>', COMMIT_HELP, oneOf('--commit', COMMIT_LEVELS))
-    .action((key: string, value: string, flags: ClientFlags & { commit?: CommitLevel }) => run(() => runPut(key, value, flags)));
+    .option('--keyspace <name>', KEYSPACE_HELP)
+    .option('--w <n>', W_HELP, integer('--w', 1))
+    .option('--context <token>', CONTEXT_HELP)
+    .action((key: string, value: string, flags: WriteFlags) => run(() => runPut(key, value, flags)));
 
   clientCommand(program, 'get', 'read a key (linearizable unless told otherwise)')
     .argument('<key>')
@@ -115,13 +122,34 @@ export function buildProgram(): Command {
     .option('--stale', 'the same as --consistency stale')
     .option('--max-staleness-ms <ms>', 'stale read only from a member that can show its state is at most this old (else the next endpoint)', integer('--max-staleness-ms', 0))
     .option('--min-revision <n>', 'stale read once the member applied this revision (read your writes anywhere)', integer('--min-revision', 0))
-    .option('--revision', 'also print the revisions (to stderr)')
-    .action((key: string, flags: ClientFlags & { stale?: boolean; revision?: boolean; consistency?: Consistency; maxStalenessMs?: number; minRevision?: number }) => run(() => runGet(key, flags)));
+    .option('--revision', 'also print the revisions (to stderr; in a multi-master keyspace the stamp or the causal context)')
+    .option('--keyspace <name>', `${KEYSPACE_HELP}; versions and crdt keyspaces answer JSON`)
+    .action((key: string, flags: ClientFlags & { stale?: boolean; revision?: boolean; consistency?: Consistency; maxStalenessMs?: number; minRevision?: number; keyspace?: string }) => run(() => runGet(key, flags)));
 
   clientCommand(program, 'del', 'delete a key')
     .argument('<key>')
     .option('--commit <level>', COMMIT_HELP, oneOf('--commit', COMMIT_LEVELS))
-    .action((key: string, flags: ClientFlags & { commit?: CommitLevel }) => run(() => runDel(key, flags)));
+    .option('--keyspace <name>', KEYSPACE_HELP)
+    .option('--w <n>', W_HELP, integer('--w', 1))
+    .option('--context <token>', CONTEXT_HELP)
+    .action((key: string, flags: WriteFlags) => run(() => runDel(key, flags)));
+
+  clientCommand(program, 'crdt', 'apply a CRDT operation in a crdt keyspace, e.g. \'{"type":"counter","op":"incr","by":5}\'')
+    .argument('<key>')
+    .argument('<op>', 'the operation as JSON: counter incr/decr, set add/remove, register set, map update/remove')
+    .requiredOption('--keyspace <name>', 'the crdt keyspace')
+    .option('--w <n>', W_HELP, integer('--w', 1))
+    .action((key: string, op: string, flags: ClientFlags & { keyspace: string; w?: number }) => run(() => runCrdt(key, op, flags)));
+
+  const keyspace = program.command('keyspace').description('the keyspace catalog (replicated through the Raft log)');
+  clientCommand(keyspace, 'create', 'create a keyspace: consensus (like /v1/kv) or multi-master (every member accepts writes)')
+    .argument('<name>')
+    .requiredOption('--mode <mode>', 'consensus or multi-master', oneOf('--mode', ['consensus', 'multi-master'] as const))
+    .option('--conflicts <strategy>', 'multi-master: lww (last write wins on hybrid logical clocks), versions (siblings), crdt', oneOf('--conflicts', ['lww', 'versions', 'crdt'] as const))
+    .action((name: string, flags: ClientFlags & { mode: 'consensus' | 'multi-master'; conflicts?: 'lww' | 'versions' | 'crdt' }) => run(() => runKeyspaceCreate(name, flags)));
+  clientCommand(keyspace, 'list', 'list the keyspaces')
+    .option('--json', 'print JSON')
+    .action((flags: ClientFlags & { json?: boolean }) => run(() => runKeyspaceList(flags)));
 
   const member = program.command('member').description('change the cluster\'s membership (one change at a time, safe under write load)');
   clientCommand(member, 'add', 'add a member (a voter, or a read replica with --learner), then show its progress until it caught up')
@@ -160,7 +188,8 @@ export function buildProgram(): Command {
     .argument('[prefix]', 'key prefix', '')
     .option('--limit <n>', 'most keys to list (default 1000)', integer('--limit', 1))
     .option('--json', 'print JSON (values as UTF-8 text)')
-    .action((prefix: string, flags: ClientFlags & { limit?: number; json?: boolean }) => run(() => runList(prefix, flags)));
+    .option('--keyspace <name>', `${KEYSPACE_HELP}; items are printed as JSON, one per line`)
+    .action((prefix: string, flags: ClientFlags & { limit?: number; json?: boolean; keyspace?: string }) => run(() => runList(prefix, flags)));
 
   registerObserveCommands(program, clientCommand);
 

@@ -45,10 +45,43 @@ export interface ChorusClientOptions {
 
 export interface GetResult {
   readonly value: Uint8Array;
-  /** The key's mod revision. */
+  /** The key's mod revision (0 in a multi-master keyspace). */
   readonly revision: number;
   readonly createRevision: number;
   readonly version: number;
+  /** Multi-master keyspaces: the winning write's HLC stamp (lww). */
+  readonly stamp?: string;
+  /** Multi-master keyspaces (versions): the causal context to give back with the next write. */
+  readonly context?: string;
+  /** Multi-master keyspaces (versions, crdt): the answer is JSON (siblings, or a CRDT's value). */
+  readonly json?: unknown;
+}
+
+/** A keyspace of the catalog (GET/POST /v1/keyspaces). */
+export interface KeyspaceJson {
+  readonly name: string;
+  readonly mode: 'consensus' | 'multi-master';
+  readonly conflicts?: 'lww' | 'versions' | 'crdt';
+  readonly members?: readonly string[];
+  readonly revision?: number;
+  readonly builtin?: boolean;
+}
+
+/** The answer to a write in a multi-master keyspace. */
+export interface MultiMasterWriteJson {
+  readonly keyspace: string;
+  readonly key: string;
+  /** The write's event ("member:seq") and HLC stamp. */
+  readonly dot: string;
+  readonly stamp: string;
+  readonly w: number;
+  /** Members known to hold the write durably when it was acknowledged. */
+  readonly durableMembers: number;
+  /** versions: siblings left and the new causal context. */
+  readonly siblings?: number;
+  readonly context?: string;
+  /** crdt: the merged value after the operation. */
+  readonly value?: unknown;
 }
 
 export interface ListItem {
@@ -67,9 +100,17 @@ export type CommitLevel = 'off' | 'local' | 'on' | 'remote_apply';
 export interface WriteOptions {
   /** Commit level of this write; the cluster default (synchronous_commit) when absent. */
   readonly commit?: CommitLevel;
+  /** Write into this keyspace of the catalog instead of /v1/kv. */
+  readonly keyspace?: string;
+  /** Multi-master keyspaces: acknowledge once this many members hold the write (default 1). */
+  readonly w?: number;
+  /** Multi-master keyspaces (versions): the context of a read; the write replaces what it saw. */
+  readonly context?: string;
 }
 
 export interface ReadOptions {
+  /** Read from this keyspace of the catalog instead of /v1/kv. */
+  readonly keyspace?: string;
   /** linearizable (default), lease, or stale (this member's own state). */
   readonly consistency?: Consistency;
   /** Serve only if the member can show its state is at most this old (implies stale); a member
@@ -103,7 +144,16 @@ export function keyPath(key: string): string {
 }
 
 function writeQuery(options: WriteOptions): string {
-  return options.commit === undefined ? '' : `?commit=${options.commit}`;
+  const params = new URLSearchParams();
+  if (options.commit !== undefined) params.set('commit', options.commit);
+  if (options.w !== undefined) params.set('w', String(options.w));
+  if (options.context !== undefined) params.set('context', options.context);
+  return params.size > 0 ? `?${params.toString()}` : '';
+}
+
+/** The path of a key: /v1/kv/{key}, or /v1/ks/{keyspace}/kv/{key}. */
+function kvPath(key: string, keyspace: string | undefined): string {
+  return keyspace === undefined ? `/v1/kv/${keyPath(key)}` : `/v1/ks/${encodeURIComponent(keyspace)}/kv/${keyPath(key)}`;
 }
 
 function readParams(options: ReadOptions): URLSearchParams {
@@ -157,7 +207,7 @@ export class ChorusClient {
   }
 
   async put(key: string, value: string | Uint8Array, options: WriteOptions = {}): Promise<WriteResult> {
-    const res = await this.request('write', 'PUT', `/v1/kv/${keyPath(key)}${writeQuery(options)}`, typeof value === 'string' ? new TextEncoder().encode(value) : value, 'application/octet-stream');
+    const res = await this.request('write', 'PUT', `${kvPath(key, options.keyspace)}${writeQuery(options)}`, typeof value === 'string' ? new TextEncoder().encode(value) : value, 'application/octet-stream');
     return this.json(res) as WriteResult;
   }
 
@@ -166,13 +216,21 @@ export class ChorusClient {
     const query = params.size > 0 ? `?${params.toString()}` : '';
     let res: RawResponse;
     try {
-      res = await this.request('read', 'GET', `/v1/kv/${keyPath(key)}${query}`);
+      res = await this.request('read', 'GET', `${kvPath(key, options.keyspace)}${query}`);
     } catch (error) {
       if (error instanceof ChorusClientError && error.code === 'CHORUS_KEY_NOT_FOUND') return null;
       throw error;
     }
     const header = (name: string): number => Number(res.headers.get(name) ?? '0');
-    return { value: res.body, revision: header('chorus-revision'), createRevision: header('chorus-create-revision'), version: header('chorus-version') };
+    const stamp = res.headers.get('chorus-stamp');
+    const context = res.headers.get('chorus-context');
+    const isJson = (res.headers.get('content-type') ?? '').startsWith('application/json');
+    return {
+      value: res.body, revision: header('chorus-revision'), createRevision: header('chorus-create-revision'), version: header('chorus-version'),
+      ...(stamp === null ? {} : { stamp }),
+      ...(context === null ? {} : { context }),
+      ...(isJson ? { json: this.json(res) } : {}),
+    };
   }
 
   /** The value as UTF-8 text, or null when the key is absent. */
@@ -183,7 +241,7 @@ export class ChorusClient {
 
   /** `deleted` is absent at off/local (the delete is not applied yet). */
   async delete(key: string, options: WriteOptions = {}): Promise<WriteResult & { deleted?: 0 | 1 }> {
-    const res = await this.request('write', 'DELETE', `/v1/kv/${keyPath(key)}${writeQuery(options)}`);
+    const res = await this.request('write', 'DELETE', `${kvPath(key, options.keyspace)}${writeQuery(options)}`);
     return this.json(res) as WriteResult & { deleted?: 0 | 1 };
   }
 
@@ -192,9 +250,53 @@ export class ChorusClient {
     if (prefix !== '') params.set('prefix', prefix);
     if (options.limit !== undefined) params.set('limit', String(options.limit));
     const query = params.size > 0 ? `?${params.toString()}` : '';
-    const res = await this.request('read', 'GET', `/v1/kv${query}`);
+    const res = await this.request('read', 'GET', `${options.keyspace === undefined ? '/v1/kv' : `/v1/ks/${encodeURIComponent(options.keyspace)}/kv`}${query}`);
     const items = (this.json(res) as KvListItem[]).map((item) => ({ ...item, value: new Uint8Array(Buffer.from(item.value, 'base64')) }));
     return { items, more: res.headers.get('chorus-more') === 'true' };
+  }
+
+  /** A multi-master write (PUT or DELETE) in `keyspace`: the answer names the write's event. */
+  async mmPut(keyspace: string, key: string, value: string | Uint8Array, options: Omit<WriteOptions, 'keyspace' | 'commit'> = {}): Promise<MultiMasterWriteJson> {
+    return this.json(await this.request('write', 'PUT', `${kvPath(key, keyspace)}${writeQuery(options)}`, typeof value === 'string' ? new TextEncoder().encode(value) : value, 'application/octet-stream')) as MultiMasterWriteJson;
+  }
+
+  async mmDelete(keyspace: string, key: string, options: Omit<WriteOptions, 'keyspace' | 'commit'> = {}): Promise<MultiMasterWriteJson> {
+    return this.json(await this.request('write', 'DELETE', `${kvPath(key, keyspace)}${writeQuery(options)}`)) as MultiMasterWriteJson;
+  }
+
+  /** A CRDT operation, e.g. {type: 'counter', op: 'incr', by: 5}. */
+  async crdt(keyspace: string, key: string, op: unknown, options: { w?: number } = {}): Promise<MultiMasterWriteJson> {
+    const path = `/v1/ks/${encodeURIComponent(keyspace)}/crdt/${keyPath(key)}${writeQuery(options)}`;
+    return this.json(await this.jsonRequest('POST', path, op)) as MultiMasterWriteJson;
+  }
+
+  /** A CRDT's merged value ({type, value}), or null when the key is absent. */
+  async crdtGet(keyspace: string, key: string): Promise<{ type: string; value: unknown } | null> {
+    try {
+      return this.json(await this.request('read', 'GET', `/v1/ks/${encodeURIComponent(keyspace)}/crdt/${keyPath(key)}`)) as { type: string; value: unknown };
+    } catch (error) {
+      if (error instanceof ChorusClientError && error.code === 'CHORUS_KEY_NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
+  /** The items of a keyspace listing as JSON (their shape depends on the keyspace's mode). */
+  async listJson(keyspace: string, prefix = '', options: { limit?: number } = {}): Promise<{ items: unknown[]; more: boolean }> {
+    const params = new URLSearchParams();
+    if (prefix !== '') params.set('prefix', prefix);
+    if (options.limit !== undefined) params.set('limit', String(options.limit));
+    const query = params.size > 0 ? `?${params.toString()}` : '';
+    const res = await this.request('read', 'GET', `/v1/ks/${encodeURIComponent(keyspace)}/kv${query}`);
+    return { items: this.json(res) as unknown[], more: res.headers.get('chorus-more') === 'true' };
+  }
+
+  async keyspaces(): Promise<KeyspaceJson[]> {
+    return (this.json(await this.request('read', 'GET', '/v1/keyspaces')) as { keyspaces: KeyspaceJson[] }).keyspaces;
+  }
+
+  /** Adds a keyspace to the catalog (idempotent: `created` is false when it existed). */
+  async createKeyspace(spec: { name: string; mode: 'consensus' | 'multi-master'; conflicts?: 'lww' | 'versions' | 'crdt' }): Promise<KeyspaceJson & { created: boolean }> {
+    return this.json(await this.jsonRequest('POST', '/v1/keyspaces', spec)) as KeyspaceJson & { created: boolean };
   }
 
   /** Transactions need their result: only on and remote_apply are accepted. */

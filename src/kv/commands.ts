@@ -8,6 +8,8 @@ import { Buffer } from 'node:buffer';
 import { Packr } from 'msgpackr';
 import { formatStandbyNames, parseStandbyNames, synchronousCommitLevels } from '../core/policy/replication-policy.ts';
 import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
+import { KEYSPACE_NAME } from '../core/mm/types.ts';
+import type { ConflictMode } from '../core/mm/types.ts';
 import { KvError } from './errors.ts';
 
 export { KvError } from './errors.ts';
@@ -78,10 +80,23 @@ export interface MemberAddressCommand {
   readonly peerAddress: string | null;
 }
 
+/** Adds a keyspace to the catalog (POST /v1/keyspaces). Replicated so that every member agrees
+ * on the catalog; creating an existing keyspace with the same definition changes nothing. */
+export interface KeyspaceCreateCommand {
+  readonly kind: 'keyspace-create';
+  readonly name: string;
+  readonly mode: 'consensus' | 'multi-master';
+  /** multi-master only ('' for consensus). */
+  readonly conflicts: '' | ConflictMode;
+  /** multi-master: the members that replicate the keyspace, fixed at creation (the cluster's
+   * voters and learners when it was proposed); [] for consensus. */
+  readonly members: readonly string[];
+}
+
 /** New kinds join this union and the switches below. A replica that does not know a kind
  * applies it as an error result, so a new kind may only be proposed once every replica runs
  * code that knows it. */
-export type Command = PutCommand | DeleteCommand | TxnCommand | ReplicationConfigCommand | MemberAddressCommand;
+export type Command = PutCommand | DeleteCommand | TxnCommand | ReplicationConfigCommand | MemberAddressCommand | KeyspaceCreateCommand;
 export type CommandKind = Command['kind'];
 
 /** The parts of a stored record that comparisons look at. */
@@ -296,6 +311,27 @@ function validateStandbyNamesText(text: unknown): void {
   if (canonical !== text) throw badConfig(`synchronous_standby_names must be in canonical form ("${canonical}")`);
 }
 
+/** Names a user cannot give a keyspace: the built-in consensus keyspace of /v1/kv. */
+export const DEFAULT_KEYSPACE = 'default';
+/** Most members a multi-master keyspace is replicated on. */
+export const KEYSPACE_MEMBERS_MAX = 64;
+
+function validateKeyspaceCreate(cmd: Record<string, unknown>): void {
+  const { name, mode, conflicts, members } = cmd;
+  if (typeof name !== 'string' || !KEYSPACE_NAME.test(name)) throw badRequest('keyspace name must be 1-64 characters of A-Z a-z 0-9 . _ -');
+  if (name === DEFAULT_KEYSPACE) throw badRequest(`"${DEFAULT_KEYSPACE}" is the built-in consensus keyspace of /v1/kv`);
+  if (mode !== 'consensus' && mode !== 'multi-master') throw badRequest('mode must be "consensus" or "multi-master"');
+  if (!Array.isArray(members) || members.length > KEYSPACE_MEMBERS_MAX) throw badRequest(`members must be an array of at most ${KEYSPACE_MEMBERS_MAX} member ids`);
+  for (const m of members) validateMemberId(m);
+  if (new Set(members).size !== members.length) throw badRequest('members must be distinct');
+  if (mode === 'consensus') {
+    if (conflicts !== '' || members.length > 0) throw badRequest('a consensus keyspace has no conflict strategy and no member list');
+  } else {
+    if (conflicts !== 'lww' && conflicts !== 'versions' && conflicts !== 'crdt') throw badRequest('conflicts must be "lww", "versions" or "crdt"');
+    if (members.length === 0) throw badRequest('a multi-master keyspace needs at least one member');
+  }
+}
+
 /**
  * Checks a command against the limits. Accepts anything (it may come from JSON), so it also
  * checks the shape. Codes: CHORUS_BAD_KEY, CHORUS_KEY_TOO_LARGE, CHORUS_VALUE_TOO_LARGE,
@@ -333,6 +369,9 @@ export function validateCommand(cmd: unknown, limits: KvLimits = DEFAULT_KV_LIMI
     case 'member-address':
       validateMemberId(cmd['id']);
       if (cmd['peerAddress'] !== null) validatePeerAddress(cmd['peerAddress']);
+      return;
+    case 'keyspace-create':
+      validateKeyspaceCreate(cmd);
       return;
     default:
       throw badRequest(`unknown command kind ${describeKind(cmd['kind'])}`);
@@ -416,6 +455,9 @@ export function encodeCommand(cmd: Command): Uint8Array {
       break;
     case 'member-address':
       wire = { kind: 'member-address', id: cmd.id, peerAddress: cmd.peerAddress };
+      break;
+    case 'keyspace-create':
+      wire = { kind: 'keyspace-create', name: cmd.name, mode: cmd.mode, conflicts: cmd.conflicts, members: cmd.members };
       break;
     default:
       throw badRequest(`unknown command kind ${describeKind((cmd as { kind: unknown }).kind)}`);
@@ -641,6 +683,15 @@ export function decodeCommand(bytes: Uint8Array): Command {
         peerAddress: peerAddress === null ? null : wireString(peerAddress, 'peerAddress'),
       };
     }
+    case 'keyspace-create':
+      // Values are checked by validateCommand, after decoding.
+      return {
+        kind: 'keyspace-create',
+        name: wireString(cmd['name'], 'name'),
+        mode: wireString(cmd['mode'], 'mode') as KeyspaceCreateCommand['mode'],
+        conflicts: wireString(cmd['conflicts'], 'conflicts') as KeyspaceCreateCommand['conflicts'],
+        members: wireArray(cmd['members'], 'members').map((m, i) => wireString(m, `members[${i}]`)),
+      };
     default:
       throw badCommand(`unknown command kind ${describeKind(cmd['kind'])}`);
   }

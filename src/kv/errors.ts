@@ -19,6 +19,8 @@ export type KvErrorCode =
   | 'CHORUS_BAD_SNAPSHOT'
   /** A database file exists but was not written by this state machine (or by a newer one). */
   | 'CHORUS_KV_SCHEMA'
+  /** A keyspace of this name exists with another definition; nothing was changed (HTTP 409). */
+  | 'CHORUS_KEYSPACE_EXISTS'
   /** applyBatch was given an entry past the next expected index: the driver skipped entries. */
   | 'CHORUS_APPLY_OUT_OF_ORDER';
 

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
+import type { ConflictMode } from '../core/mm/types.ts';
 import type { EntryType } from '../core/raft/types.ts';
 import {
   decodeCommand,
@@ -72,11 +73,35 @@ export type ApplyResult =
   | { readonly kind: 'replication-config'; readonly revision: number; readonly settings: ReplicationSettings }
   /** A member's peer address was recorded (or forgotten: null). */
   | { readonly kind: 'member-address'; readonly revision: number; readonly id: string; readonly peerAddress: string | null }
+  /** A keyspace was added to the catalog (created) or was already there with this definition. */
+  | { readonly kind: 'keyspace'; readonly revision: number; readonly created: boolean; readonly keyspace: KeyspaceDef }
   /** Already applied before (replay after a crash or a restore): nothing was done now. */
   | { readonly kind: 'skipped'; readonly revision: number }
   /** The payload did not decode or validate. Deterministic: every replica gets the same one.
    * The applied index still moves past the entry. */
   | { readonly kind: 'error'; readonly revision: number; readonly code: KvErrorCode; readonly message: string };
+
+/** A keyspace of the catalog, as replicated through the log (stored in `settings` under
+ * `keyspace/<name>`, so snapshots carry the catalog). */
+export interface KeyspaceDef {
+  readonly name: string;
+  readonly mode: 'consensus' | 'multi-master';
+  readonly conflicts: '' | ConflictMode;
+  readonly members: readonly string[];
+  /** The log index that created it. */
+  readonly revision: number;
+}
+
+const KEYSPACE_SETTING_PREFIX = 'keyspace/';
+
+/** Keys of consensus keyspaces other than the default one are stored as U+0000 name U+0000 key:
+ * they sort before every key of /v1/kv, which may not start with U+0000. */
+export const RESERVED_KEY_MARK = '\u0000';
+const RESERVED_KEYS_END = '\u0001';
+
+export function keyspaceKeyPrefix(keyspace: string): string {
+  return `${RESERVED_KEY_MARK}${keyspace}${RESERVED_KEY_MARK}`;
+}
 
 /** The replication settings as last replicated through the log. */
 export interface ReplicationSettings {
@@ -91,6 +116,9 @@ export interface RangeOptions {
   readonly prefix?: string;
   /** At most this many records (a positive integer); unlimited when omitted. */
   readonly limit?: number;
+  /** Skip keys starting with U+0000 (they hold the consensus keyspaces of the catalog); only
+   * matters with an empty prefix. */
+  readonly skipReserved?: boolean;
 }
 
 export interface RangeResult {
@@ -277,6 +305,7 @@ function prepareStatements(db: Database.Database) {
       'INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
     ),
     allSettings: db.prepare<[], [string, string]>('SELECT name, value FROM settings').raw(),
+    getSetting: db.prepare<[string], string>('SELECT value FROM settings WHERE name = ?').pluck(),
     setMemberAddress: db.prepare<[string, string | null]>(
       'INSERT INTO member_addresses (id, peer_address) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET peer_address = excluded.peer_address',
     ),
@@ -530,6 +559,19 @@ export class SqliteStateMachine {
       case 'member-address':
         this.#st.setMemberAddress.run(cmd.id, cmd.peerAddress);
         return { kind: 'member-address', revision: index, id: cmd.id, peerAddress: cmd.peerAddress };
+      case 'keyspace-create': {
+        const existing = this.keyspace(cmd.name);
+        if (existing !== undefined) {
+          if (existing.mode === cmd.mode && existing.conflicts === cmd.conflicts) return { kind: 'keyspace', revision: index, created: false, keyspace: existing };
+          return {
+            kind: 'error', revision: index, code: 'CHORUS_KEYSPACE_EXISTS',
+            message: `keyspace ${cmd.name} exists as ${existing.mode}${existing.conflicts === '' ? '' : ` (${existing.conflicts})`}`,
+          };
+        }
+        const keyspace: KeyspaceDef = { name: cmd.name, mode: cmd.mode, conflicts: cmd.conflicts, members: [...cmd.members], revision: index };
+        this.#st.setSetting.run(`${KEYSPACE_SETTING_PREFIX}${cmd.name}`, JSON.stringify(keyspace));
+        return { kind: 'keyspace', revision: index, created: true, keyspace };
+      }
     }
   }
 
@@ -581,7 +623,7 @@ export class SqliteStateMachine {
     // One extra row tells whether the limit cut the result; -1 is SQLite's "no limit".
     const sqlLimit = limit === undefined ? -1 : limit + 1;
     let records: KvRecord[];
-    if (prefix === '') records = this.#st.rangeAll.all(sqlLimit);
+    if (prefix === '') records = options.skipReserved === true ? this.#st.rangeFrom.all(RESERVED_KEYS_END, sqlLimit) : this.#st.rangeAll.all(sqlLimit);
     else {
       const end = prefixEnd(prefix);
       records = end === undefined ? this.#st.rangeFrom.all(prefix, sqlLimit) : this.#st.rangeBetween.all(prefix, end, sqlLimit);
@@ -603,6 +645,20 @@ export class SqliteStateMachine {
     const revision = Number(settings.get('replication_revision') ?? '0');
     if (level === undefined || names === undefined) return null;
     return { synchronousCommit: level as SynchronousCommit, synchronousStandbyNames: names, revision };
+  }
+
+  /** The keyspace catalog, by name (the built-in default keyspace is not in it). */
+  keyspaces(): KeyspaceDef[] {
+    const out: KeyspaceDef[] = [];
+    for (const [name, value] of this.#st.allSettings.all()) {
+      if (name.startsWith(KEYSPACE_SETTING_PREFIX)) out.push(JSON.parse(value) as KeyspaceDef);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  keyspace(name: string): KeyspaceDef | undefined {
+    const value = this.#st.getSetting.get(`${KEYSPACE_SETTING_PREFIX}${name}`);
+    return value === undefined ? undefined : (JSON.parse(value) as KeyspaceDef);
   }
 
   /** Peer addresses recorded through the log, by member id (null: forgotten after a removal). */

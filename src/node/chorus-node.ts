@@ -16,22 +16,30 @@
 //     7. advance().
 //   While a ready is on disk the core keeps taking inputs; the next ready collects them.
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { evaluateStandbys, writeAcknowledged } from '../core/policy/replication-policy.ts';
 import type { MemberState, StandbyEvaluation, SynchronousCommit } from '../core/policy/replication-policy.ts';
 import { Raft } from '../core/raft/raft.ts';
 import type { ConfigChange } from '../core/raft/raft.ts';
-import type { HardState, Message, ReadFailure, ReadState, Ready, Role } from '../core/raft/types.ts';
+import type { HardState, ReadFailure, ReadState, Ready, Role } from '../core/raft/types.ts';
+import type { LocalWrite, ReadView } from '../core/mm/index.ts';
+import { MultiMasterHost } from '../mm-node/host.ts';
+import type { MultiMasterWriteResult } from '../mm-node/host.ts';
+import { MultiMasterStore } from '../mm-node/store.ts';
+import { registerMultiMasterMetrics } from '../mm-node/metrics.ts';
+import type { WireMessage } from '../transport/types.ts';
 import { encodeCommand, validateCommand, validateMemberId, validatePeerAddress } from '../kv/commands.ts';
 import type { Command, KvLimits } from '../kv/commands.ts';
-import type { ApplyResult, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
+import type { ApplyResult, KeyspaceDef, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
 import { LagTracker, ProgressWatch } from '../observe/lag.ts';
 import { NodeObserver } from '../observe/observer.ts';
 import { TcpTransport } from '../transport/tcp-transport.ts';
 import { registerObserveRoutes } from '../api/observe-routes.ts';
 import { createApiServer } from '../api/server.ts';
 import type { MemberService, ReadMode, ReplicationPatch, WriteAck, WriteOptions } from '../api/service.ts';
+import type { KeyspaceService } from '../api/keyspace-routes.ts';
 import type {
   ClusterMember, ClusterView, MemberChangeJson, MemberRole, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults,
 } from '../api/types.ts';
@@ -114,7 +122,7 @@ function standbyTimeoutError(index: number, standbys: string, why: string): Chor
   );
 }
 
-export class ChorusNode implements MemberService {
+export class ChorusNode implements MemberService, KeyspaceService {
   readonly id: string;
   readonly config: ResolvedConfig;
   readonly logger: Logger;
@@ -206,12 +214,29 @@ export class ChorusNode implements MemberService {
    * narrow source. */
   readonly observer: NodeObserver;
 
+  /** Multi-master keyspaces (src/mm-node): their own store and replication, beside Raft. */
+  readonly mm: MultiMasterHost;
+  private readonly mmStore: MultiMasterStore;
+
   // ---- test faults
   private dropFrom: ReadonlySet<string> = new Set();
   private isolated = false;
 
-  private constructor(config: ResolvedConfig, logger: Logger, storage: OpenedStorage, onFatal: ((error: Error) => void) | undefined) {
+  private constructor(config: ResolvedConfig, logger: Logger, storage: OpenedStorage, mmStore: MultiMasterStore, onFatal: ((error: Error) => void) | undefined) {
     this.id = config.id;
+    this.mmStore = mmStore;
+    this.mm = new MultiMasterHost({
+      self: config.id,
+      store: mmStore,
+      send: (m) => this.send(m),
+      wallClockMs: () => Date.now(),
+      monotonicMs: () => performance.now(),
+      random: Math.random,
+      logger: logger.child({ component: 'multi-master' }),
+      onFatal: (error) => this.fatal(error),
+      tuning: config.multiMaster,
+      replicaOptions: { keyBytesMax: config.limits.keyBytesMax, valueBytesMax: config.limits.valueBytesMax, recordBytesMax: config.mmRecordBytesMax },
+    });
     this.config = config;
     this.logger = logger;
     this.limits = config.limits;
@@ -253,8 +278,10 @@ export class ChorusNode implements MemberService {
         clusterView: () => this.clusterView(),
         pending: () => ({ proposals: this.proposalsPending, reads: this.readsPending }),
         transportStats: () => this.transport?.stats() ?? null,
+        multiMasterPeers: () => this.mm.stats().flatMap((ks) => ks.peers.map((p) => ({ id: p.peer, keyspace: ks.name, unreachableSeconds: p.suspected ? p.silentMs / 1000 : 0 }))),
       },
     });
+    registerMultiMasterMetrics(this.observer.metrics.registry, () => this.mm.stats());
   }
 
   /** Opens the data directory, recovers, and starts serving (HTTP, then the peer transport). */
@@ -262,11 +289,19 @@ export class ChorusNode implements MemberService {
     const config = resolveConfig(input);
     const logger = input.logger ?? createJsonLogger({ level: config.logLevel, base: { member: config.id } });
     const storage = await openStorage({ dataDir: config.dataDir, id: config.id, clusterId: config.clusterId, limits: config.limits, logger });
-    let node: ChorusNode;
+    let mmStore: MultiMasterStore;
     try {
-      node = new ChorusNode(config, logger, storage, input.onFatal);
+      mmStore = MultiMasterStore.open(join(config.dataDir, 'mm.db'));
     } catch (error) {
       await closeStorage(storage);
+      throw error;
+    }
+    let node: ChorusNode;
+    try {
+      node = new ChorusNode(config, logger, storage, mmStore, input.onFatal);
+    } catch (error) {
+      await closeStorage(storage);
+      mmStore.close();
       throw new ChorusError('CHORUS_RECOVERY_FAILED', `the stored Raft state is inconsistent: ${(error as Error).message}`, { cause: error });
     }
     try {
@@ -320,6 +355,8 @@ export class ChorusNode implements MemberService {
     });
     this.transport = transport;
     transport.onMessage((m) => this.onMessage(m));
+    for (const def of this.storage.stateMachine.keyspaces()) this.mm.ensure(def);
+    this.mm.start();
     this.state = 'running';
     const status = this.raft.status();
     this.logger.info('member-started', {
@@ -536,6 +573,7 @@ export class ChorusNode implements MemberService {
     const results = this.storage.stateMachine.applyBatch(entries);
     for (const result of results) {
       if (result.kind === 'replication-config' || result.kind === 'member-address') this.onSettingsApplied(result);
+      else if (result.kind === 'keyspace' && result.created) this.mm.ensure(result.keyspace);
     }
     if (this.proposals.size === 0) return;
     for (let i = 0; i < entries.length; i++) {
@@ -695,6 +733,7 @@ export class ChorusNode implements MemberService {
       if (this.memberAddresses.get(id) !== address) this.applyPeerAddress(id, address);
     }
     this.memberAddresses = addresses;
+    for (const def of this.storage.stateMachine.keyspaces()) this.mm.ensure(def);
   }
 
   private takeReadStates(states: readonly ReadState[], failures: readonly ReadFailure[]): void {
@@ -891,13 +930,17 @@ export class ChorusNode implements MemberService {
 
   // ------------------------------------------------------------------ network
 
-  private send(m: Message): void {
+  private send(m: WireMessage): void {
     this.transport?.send(m);
   }
 
-  private onMessage(m: Message): void {
+  private onMessage(m: WireMessage): void {
     if (this.state !== 'running') return;
     if (this.isolated || this.dropFrom.has(m.from)) return;
+    if (m.type === 'MultiMaster') {
+      this.mm.onMessage(m);
+      return;
+    }
     try {
       this.raft.step(m);
     } catch (error) {
@@ -948,7 +991,7 @@ export class ChorusNode implements MemberService {
       if (options.level !== undefined) throw new ChorusError('CHORUS_BAD_REQUEST', `a transaction cannot be acknowledged at commit level ${level}: its result exists only once it is committed (use on or remote_apply)`);
       level = 'on';
     }
-    if (command.kind === 'replication-config' || command.kind === 'member-address') {
+    if (command.kind === 'replication-config' || command.kind === 'member-address' || command.kind === 'keyspace-create') {
       throw new ChorusError('CHORUS_BAD_REQUEST', `${command.kind} commands are proposed by their own endpoints`);
     }
     return this.proposeEntry(command, deadlineMs, level, true);
@@ -1210,6 +1253,54 @@ export class ChorusNode implements MemberService {
     return this.replicationConfig();
   }
 
+  // ------------------------------------------------------------------ keyspaces
+
+  get keyspaceService(): KeyspaceService {
+    return this;
+  }
+
+  keyspaces(): KeyspaceDef[] {
+    return this.storage.stateMachine.keyspaces();
+  }
+
+  keyspace(name: string): KeyspaceDef | undefined {
+    return this.storage.stateMachine.keyspace(name);
+  }
+
+  /** Adds a keyspace to the catalog through the log (leader only: NotLeaderError elsewhere). A
+   * multi-master keyspace is replicated on the cluster's voters and learners of this moment. */
+  async createKeyspace(request: { readonly name: string; readonly mode: 'consensus' | 'multi-master'; readonly conflicts: '' | 'lww' | 'versions' | 'crdt' }, deadlineMs: number): Promise<{ readonly keyspace: KeyspaceDef; readonly created: boolean }> {
+    this.checkServing();
+    this.requireLeader();
+    const { config } = this.raft.status();
+    const command: Command = {
+      kind: 'keyspace-create',
+      name: request.name,
+      mode: request.mode,
+      conflicts: request.conflicts,
+      members: request.mode === 'multi-master' ? [...config.voters, ...config.learners].sort() : [],
+    };
+    validateCommand(command, this.limits);
+    const ack = await this.proposeEntry(command, deadlineMs, 'on', false);
+    if (!ack.committed || ack.result.kind !== 'keyspace') throw new ChorusError('CHORUS_INTERNAL', 'a keyspace command applied as something else');
+    return { keyspace: ack.result.keyspace, created: ack.result.created };
+  }
+
+  mmWrite(keyspace: string, key: string, write: LocalWrite, w: number, deadlineMs: number): Promise<MultiMasterWriteResult> {
+    this.checkServing();
+    return this.mm.write(keyspace, key, write, w, deadlineMs);
+  }
+
+  mmRead(keyspace: string, key: string): ReadView {
+    this.checkServing();
+    return this.mm.read(keyspace, key);
+  }
+
+  mmList(keyspace: string, prefix: string, limit: number): ReturnType<MultiMasterHost['list']> {
+    this.checkServing();
+    return this.mm.list(keyspace, prefix, limit);
+  }
+
   // ------------------------------------------------------------------ membership and switchover
 
   private requireLeader(): void {
@@ -1466,6 +1557,7 @@ export class ChorusNode implements MemberService {
     const closeApi = this.api?.close().catch((error: unknown) => this.logger.warn('http-close-failed', { error }));
     await this.inflightDone.catch(() => undefined);
     await this.snapshotSaving.catch(() => undefined);
+    this.mm.stop();
     await this.transport?.close();
     await closeApi;
     await observerStopped;
@@ -1477,6 +1569,11 @@ export class ChorusNode implements MemberService {
       }
     }
     for (const error of await closeStorage(this.storage)) this.logger.warn('store-close-failed', { error });
+    try {
+      this.mmStore.close();
+    } catch (error) {
+      this.logger.warn('store-close-failed', { error });
+    }
     if (!failed) this.state = 'stopped';
     this.logger.info('member-stopped', {});
   }

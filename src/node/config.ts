@@ -7,6 +7,8 @@ import { DEFAULT_KV_LIMITS } from '../kv/commands.ts';
 import type { KvLimits } from '../kv/commands.ts';
 import { resolveObserveConfig } from '../observe/config.ts';
 import type { AlertsSettings, ObserveConfig } from '../observe/config.ts';
+import { DEFAULT_MM_TUNING } from '../mm-node/host.ts';
+import type { MultiMasterTuning } from '../mm-node/host.ts';
 import { ChorusError } from './errors.ts';
 import type { LogLevel, Logger } from './logger.ts';
 
@@ -45,6 +47,8 @@ export interface ChorusNodeConfig {
   readonly walKeepEntries?: number;
   /** Longest key in UTF-8 bytes (default 4096). Must be the same on every member. */
   readonly keyBytesMax?: number;
+  /** Multi-master replication timings and limits (see MultiMasterTuning; defaults suit a LAN). */
+  readonly multiMaster?: Partial<MultiMasterTuning>;
   /** Longest value in bytes (default 1 MiB). Must be the same on every member. */
   readonly valueBytesMax?: number;
   /** Deadline of a client request (default 5000 ms); a write still pending then gets 504. */
@@ -110,6 +114,9 @@ export interface ResolvedConfig {
   readonly snapshotEntries: number;
   readonly walKeepEntries: number;
   readonly limits: KvLimits;
+  readonly multiMaster: MultiMasterTuning;
+  /** Largest record of a multi-master keyspace (siblings, sets and maps grow past one value). */
+  readonly mmRecordBytesMax: number;
   /** Largest encoded command (one log entry's payload): an entry must fit in one transport frame,
    * or it could never be replicated and would wedge the log. */
   readonly commandBytesMax: number;
@@ -250,6 +257,8 @@ export function resolveConfig(config: ChorusNodeConfig): ResolvedConfig {
     snapshotEntries: intSetting(config.snapshotEntries, 10_000, 'snapshotEntries', 1),
     walKeepEntries: intSetting(config.walKeepEntries, 5000, 'walKeepEntries', 0),
     limits,
+    multiMaster: resolveMultiMasterTuning(config.multiMaster),
+    mmRecordBytesMax: Math.max(4 * MiB, 2 * limits.valueBytesMax),
     commandBytesMax,
     // base64 grows bytes by 4/3; JSON field names and escapes need a little more.
     txnBodyBytesMax: Math.ceil((commandBytesMax * 4) / 3) + 64 * 1024,
@@ -269,4 +278,12 @@ export function resolveConfig(config: ChorusNodeConfig): ResolvedConfig {
     observe: resolveObserveConfig(config.alerts, config.alertWebhook),
     logLevel: config.logLevel ?? 'info',
   };
+}
+
+function resolveMultiMasterTuning(given: Partial<MultiMasterTuning> | undefined): MultiMasterTuning {
+  const tuning = { ...DEFAULT_MM_TUNING, ...given };
+  for (const [name, value] of Object.entries(tuning)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new ChorusError('CHORUS_CONFIG_INVALID', `multiMaster.${name} must be a positive integer`);
+  }
+  return tuning;
 }

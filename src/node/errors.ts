@@ -1,5 +1,6 @@
 // Errors of the member runtime and its client API. Every code is stable: clients match on it,
 // and src/api/errors.ts maps each one to an HTTP status (the only place that does).
+import type { MmErrorCode } from '../core/mm/errors.ts';
 import type { KvErrorCode } from '../kv/errors.ts';
 
 export type NodeErrorCode =
@@ -48,10 +49,15 @@ export type NodeErrorCode =
   /** The membership change or switchover is not valid now (promote a voter, remove the last
    * voter, switch over to a learner, remove a member the standby set needs); nothing was done. */
   | 'CHORUS_MEMBER_CHANGE_INVALID'
+  /** No keyspace of this name is in the catalog (HTTP 404). */
+  | 'CHORUS_KEYSPACE_NOT_FOUND'
+  /** The multi-master keyspace is not replicated on this member (it joined after the keyspace
+   * was created): nothing was done; use a member that replicates it (HTTP 409). */
+  | 'CHORUS_NOT_KEYSPACE_MEMBER'
   /** A bug: anything not covered above. */
   | 'CHORUS_INTERNAL';
 
-export type ChorusErrorCode = NodeErrorCode | KvErrorCode;
+export type ChorusErrorCode = NodeErrorCode | KvErrorCode | MmErrorCode;
 
 export class ChorusError extends Error {
   readonly code: ChorusErrorCode;

@@ -31,7 +31,7 @@ export interface ObserveSource {
   clusterView(): ClusterView;
   pending(): { readonly proposals: number; readonly reads: number };
   transportStats(): TransportStats | null;
-  /** TODO(multi-master): the peers of multi-master keyspaces; nothing provides them yet. */
+  /** The peers of this member's multi-master keyspaces (the peer-unreachable rule). */
   multiMasterPeers?(): readonly PeerObservation[];
 }
 

@@ -49,9 +49,9 @@ export interface SnapshotStore {
 }
 
 /** Node-to-node messages: best effort, bounded queues, never blocks the caller. */
-export interface Transport {
+export interface Transport<M = Message> {
   /** Queues a message; returns false when it was dropped (queue full, peer unknown, closed). */
-  send(message: Message): boolean;
-  onMessage(handler: (message: Message) => void): void;
+  send(message: M): boolean;
+  onMessage(handler: (message: M) => void): void;
   close(): Promise<void>;
 }

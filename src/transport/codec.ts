@@ -2,8 +2,9 @@
 // connection is the dialer's Hello; the acceptor answers Welcome or Refuse; after a Welcome the
 // dialer sends Raft messages, one per frame, and the acceptor sends nothing more.
 import { Packr, RESERVE_START_SPACE } from 'msgpackr';
-import type { Entry, Membership, Message, NodeId, SnapshotMeta } from '../core/raft/types.ts';
+import type { Entry, Membership, NodeId, SnapshotMeta } from '../core/raft/types.ts';
 import { TransportError } from './errors.ts';
+import type { WireMessage } from './types.ts';
 import { FRAME_HEADER_BYTES } from './frame-decoder.ts';
 
 /** Bumped on any incompatible change to the frames below or to the Message shapes. */
@@ -144,7 +145,7 @@ function hasLeaderContext(x: Fields): boolean {
  * wrong type from a buggy or hostile peer. Extra fields are tolerated (forward compatibility
  * within a protocol version); semantic checks (terms, indexes) are the core's business.
  */
-export function validateMessage(x: unknown): Message | null {
+export function validateMessage(x: unknown): WireMessage | null {
   if (!isObject(x) || !isString(x['from']) || !isString(x['to']) || !isInt(x['term'])) return null;
   let ok: boolean;
   switch (x['type']) {
@@ -189,8 +190,11 @@ export function validateMessage(x: unknown): Message | null {
     case 'ReadIndexResp':
       ok = isString(x['readId']) && isInt(x['index']);
       break;
+    case 'MultiMaster':
+      ok = isString(x['keyspace']) && isObject(x['body']);
+      break;
     default:
       ok = false;
   }
-  return ok ? (x as unknown as Message) : null;
+  return ok ? (x as unknown as WireMessage) : null;
 }

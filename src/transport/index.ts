@@ -14,4 +14,6 @@ export type {
   TransportFaults,
   TransportLogger,
   TransportStats,
+  MultiMasterMessage,
+  WireMessage,
 } from './types.ts';

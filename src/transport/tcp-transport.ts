@@ -3,7 +3,7 @@
 // carries traffic in one direction only and per-link ordering is simply TCP's.
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import type { Message, NodeId } from '../core/raft/types.ts';
+import type { NodeId } from '../core/raft/types.ts';
 import type { Transport } from '../ports/index.ts';
 import {
   PROTOCOL_VERSION,
@@ -27,6 +27,7 @@ import type {
   TransportFaults,
   TransportLogger,
   TransportStats,
+  WireMessage,
 } from './types.ts';
 
 const MiB = 1024 * 1024;
@@ -87,7 +88,7 @@ interface InboundCounters {
   oversizedFrames: number;
 }
 
-export class TcpTransport implements Transport {
+export class TcpTransport implements Transport<WireMessage> {
   readonly clusterId: string;
   readonly selfId: NodeId;
   private readonly frameBytesMax: number;
@@ -103,7 +104,7 @@ export class TcpTransport implements Transport {
   /** The authenticated inbound connection of each member; a newer one replaces an older one. */
   private readonly inboundByMember = new Map<NodeId, InboundConnection>();
 
-  private handler: ((message: Message) => void) | null = null;
+  private handler: ((message: WireMessage) => void) | null = null;
   private faults: TransportFaults = {};
   /** Links with frames waiting for the coalescing flush at the next turn of the event loop. */
   private readonly dirty = new Set<PeerLink>();
@@ -191,7 +192,7 @@ export class TcpTransport implements Transport {
 
   // ---- Transport port ----
 
-  send(message: Message): boolean {
+  send(message: WireMessage): boolean {
     if (this.closed) return false;
     const link = this.linkFor(message.to);
     if (link === undefined) {
@@ -235,7 +236,7 @@ export class TcpTransport implements Transport {
 
   /** Registers the handler for delivered messages (replacing any previous one). It is called
    * synchronously, in arrival order per sender; a throwing handler loses that message only. */
-  onMessage(handler: (message: Message) => void): void {
+  onMessage(handler: (message: WireMessage) => void): void {
     this.handler = handler;
   }
 

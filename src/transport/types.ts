@@ -1,6 +1,20 @@
 // Public option, fault, logging and statistics types of the TCP transport.
 import type { Message, NodeId } from '../core/raft/types.ts';
 
+/** A message of a multi-master keyspace (src/mm-node): the transport checks only the envelope;
+ * the body is validated by the multi-master layer and its core. `term` is always 0. */
+export interface MultiMasterMessage {
+  readonly type: 'MultiMaster';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly keyspace: string;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/** Everything that travels between members: Raft messages and multi-master messages. */
+export type WireMessage = Message | MultiMasterMessage;
+
 export interface PeerAddress {
   readonly host: string;
   readonly port: number;
@@ -60,10 +74,10 @@ export interface TcpTransportOptions {
 /** Fault injection for tests, applied in `send` before queueing. */
 export interface TransportFaults {
   /** True: the message is lost as if by the network (`send` still returns true). */
-  readonly drop?: (message: Message) => boolean;
+  readonly drop?: (message: WireMessage) => boolean;
   /** Milliseconds to hold the message before queueing it; <= 0 means no delay. Held messages
    * count against the queue limits, so a delay cannot grow memory without bound. */
-  readonly delayMs?: (message: Message) => number;
+  readonly delayMs?: (message: WireMessage) => number;
 }
 
 export type LinkState = 'dialing' | 'open' | 'backoff' | 'closed';

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { decodePayload, encodeFrame, validateMessage } from '../../src/transport/codec.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
-import type { Message } from '../../src/core/raft/types.ts';
+import type { WireMessage as Message } from '../../src/transport/types.ts';
 import { CLUSTER, connected, hasCode, HOST, pattern, snapshotChunk, startNode, waitFor } from './helpers.ts';
 
 /** An acceptor for member "b" that answers the handshake, then stops reading until resumed. */

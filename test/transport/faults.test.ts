@@ -1,7 +1,7 @@
 // The fault hooks used by integration tests: drop and delay, applied at send.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Message } from '../../src/core/raft/types.ts';
+import type { WireMessage as Message } from '../../src/transport/types.ts';
 import { freePort, heartbeat, HOST, range, seqsFrom, sleep, startCluster, startNode, waitFor } from './helpers.ts';
 
 const seqOf = (m: Message): number => ('seq' in m ? m.seq : -1);

@@ -3,7 +3,8 @@
 import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
-import type { AppendMessage, Entry, HeartbeatMessage, Message, NodeId, SnapshotChunkMessage } from '../../src/core/raft/types.ts';
+import type { AppendMessage, Entry, HeartbeatMessage, NodeId, SnapshotChunkMessage } from '../../src/core/raft/types.ts';
+import type { WireMessage as Message } from '../../src/transport/types.ts';
 import { TcpTransport } from '../../src/transport/tcp-transport.ts';
 import { decodePayload, encodeFrame } from '../../src/transport/codec.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';

@@ -799,6 +799,17 @@ export class MultiMasterReplica {
     return this.stable.get(origin) ?? { seq: 0, frontier: null };
   }
 
+  /** The seq up to which `peer` has acknowledged this member's stream: it holds (durably) every
+   * change of this member up to there, or a newer state of the same keys. */
+  ackedBy(peer: MemberId): number {
+    return this.outboundOf(peer).cursor;
+  }
+
+  /** This member's changes `peer` has not acknowledged yet, in seqs (an upper bound on records). */
+  backlogOf(peer: MemberId): number {
+    return this.lastSeq - this.outboundOf(peer).cursor;
+  }
+
   /** What this member has received of `origin`'s stream. */
   inboundOf(origin: MemberId): InboundMeta {
     const i = this.inbound.get(origin);

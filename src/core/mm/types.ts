@@ -29,7 +29,7 @@ export interface Dot {
 export type VersionVector = readonly (readonly [MemberId, number])[];
 
 export const MEMBER_ID = /^[A-Za-z0-9._-]{1,64}$/;
-const KEYSPACE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+export const KEYSPACE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function compareDots(a: Dot, b: Dot): number {
   if (a.member !== b.member) return a.member < b.member ? -1 : 1;
