@@ -9,16 +9,11 @@ import {
   MultiMasterReplica,
   differingKeys,
   dotText,
-  type ChangeAck,
-  type ChangeBatch,
   type CrdtRecord,
   type Dot,
   type DurableState,
-  type HintBatch,
-  type KeyHashes,
-  type KeyRange,
-  type RangeDigest,
   type ReplicaMeta,
+  type ReplicaMessage,
   type ReplicaOptions,
   type ShippedRecord,
   type StoreOp,
@@ -36,16 +31,7 @@ export class MmViolation extends Error {
   }
 }
 
-type Msg =
-  | { readonly t: 'batch'; readonly batch: ChangeBatch }
-  | { readonly t: 'ack'; readonly ack: ChangeAck }
-  | { readonly t: 'push'; readonly records: readonly ShippedRecord[] }
-  | { readonly t: 'handoff'; readonly target: string; readonly record: ShippedRecord }
-  | { readonly t: 'hints'; readonly batch: HintBatch }
-  | { readonly t: 'hints-ack'; readonly delivered: readonly { readonly key: string; readonly version: number }[] }
-  | { readonly t: 'ae-digest'; readonly digests: readonly RangeDigest[] }
-  | { readonly t: 'ae-keys'; readonly range: KeyRange; readonly afterKey: string | null; readonly keys: KeyHashes }
-  | { readonly t: 'ae-records'; readonly records: readonly ShippedRecord[]; readonly want: readonly string[] };
+type Msg = ReplicaMessage;
 
 interface SimEvent {
   readonly timeMs: number;

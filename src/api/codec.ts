@@ -1,6 +1,7 @@
 // Request and response translation of the HTTP API: keys from URL paths, transactions from
 // JSON, results to JSON. Pure functions, tested without a server.
 import { Buffer } from 'node:buffer';
+import type { FastifyReply } from 'fastify';
 import { keyFromBytes } from '../kv/commands.ts';
 import type { Compare, KvLimits, Op, TxnCommand } from '../kv/commands.ts';
 import { KvError } from '../kv/errors.ts';
@@ -186,6 +187,16 @@ export function txnResultJson(r: TxnOpResult): TxnResultJson {
       };
     }
   }
+}
+
+/** Answers a GET of a consensus key: the raw value, its revisions in headers. */
+export function sendRecord(reply: FastifyReply, record: KvRecord): FastifyReply {
+  return reply
+    .header('content-type', 'application/octet-stream')
+    .header('chorus-revision', String(record.modRevision))
+    .header('chorus-create-revision', String(record.createRevision))
+    .header('chorus-version', String(record.version))
+    .send(Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength));
 }
 
 export function listItemJson(r: KvRecord): KvListItem {

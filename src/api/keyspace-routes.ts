@@ -13,7 +13,7 @@ import { keyspaceKeyPrefix } from '../kv/sqlite-state-machine.ts';
 import type { ApplyResult, KeyspaceDef, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
 import type { MultiMasterWriteResult } from '../mm-node/host.ts';
 import { ChorusError } from '../node/errors.ts';
-import { asText, keyFromUrl, listItemJson, rejectReservedKey, toBase64 } from './codec.ts';
+import { asText, keyFromUrl, listItemJson, rejectReservedKey, sendRecord, toBase64 } from './codec.ts';
 
 /** Causal context of a versions keyspace: returned by GET, given back with PUT or DELETE. */
 export const CONTEXT_HEADER = 'chorus-context';
@@ -197,12 +197,7 @@ export function registerKeyspaceRoutes(app: FastifyInstance, deps: KeyspaceRoute
       await deps.prepareRead(request);
       const record = service.get(storedKey(def, key));
       if (record === undefined) throw notFound(key);
-      return reply
-        .header('content-type', 'application/octet-stream')
-        .header('chorus-revision', String(record.modRevision))
-        .header('chorus-create-revision', String(record.createRevision))
-        .header('chorus-version', String(record.version))
-        .send(Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength));
+      return sendRecord(reply, record);
     }
     noReadConsistency(request);
     const view = service.mmRead(def.name, key);

@@ -12,7 +12,7 @@ import { ChorusError, NotLeaderError } from '../node/errors.ts';
 import { silentLogger } from '../node/logger.ts';
 import type { Logger } from '../node/logger.ts';
 import { canonicalStandbyNames, parseCommitLevel } from '../node/replication.ts';
-import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, rejectReservedKey, txnResultJson } from './codec.ts';
+import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, rejectReservedKey, sendRecord, txnResultJson } from './codec.ts';
 import { errorResponse } from './errors.ts';
 import { registerKeyspaceRoutes } from './keyspace-routes.ts';
 import { COMMIT_HEADER, Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
@@ -298,12 +298,7 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
     await prepareRead(request);
     const record = service.get(key);
     if (record === undefined) throw new ChorusError('CHORUS_KEY_NOT_FOUND', `key not found: ${key.length > 200 ? `${key.slice(0, 200)}...` : key}`);
-    return reply
-      .header('content-type', 'application/octet-stream')
-      .header('chorus-revision', String(record.modRevision))
-      .header('chorus-create-revision', String(record.createRevision))
-      .header('chorus-version', String(record.version))
-      .send(Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength));
+    return sendRecord(reply, record);
   });
 
   app.get('/v1/kv', async (request, reply) => {

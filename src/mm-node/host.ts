@@ -16,16 +16,14 @@ import {
   MultiMasterReplica,
   differingKeys,
   encodeStamp,
-  type ChangeAck,
-  type ChangeBatch,
   type ConflictMode,
-  type HintBatch,
   type KeyHashes,
   type KeyRange,
   type LocalWrite,
   type LocalWriteResult,
   type RangeDigest,
   type ReadView,
+  type ReplicaMessage,
   type ReplicaOptions,
   type ShippedRecord,
   type StoreOp,
@@ -101,16 +99,9 @@ export interface MultiMasterHostOptions {
   readonly replicaOptions?: Partial<Omit<ReplicaOptions, 'keyspace' | 'mode' | 'self' | 'members'>>;
 }
 
-/** The body of a MultiMaster message (the sim's messages, the same shapes). */
-type Body =
-  | { readonly t: 'batch'; readonly batch: ChangeBatch }
-  | { readonly t: 'ack'; readonly ack: ChangeAck }
-  | { readonly t: 'handoff'; readonly target: string; readonly record: ShippedRecord }
-  | { readonly t: 'hints'; readonly batch: HintBatch }
-  | { readonly t: 'hints-ack'; readonly delivered: readonly { readonly key: string; readonly version: number }[] }
-  | { readonly t: 'ae-digest'; readonly digests: readonly RangeDigest[] }
-  | { readonly t: 'ae-keys'; readonly range: KeyRange; readonly afterKey: string | null; readonly keys: KeyHashes }
-  | { readonly t: 'ae-records'; readonly records: readonly ShippedRecord[]; readonly want: readonly string[] };
+/** The body of a MultiMaster message. The node streams writes instead of pushing them, but
+ * applies a push it receives like any repair. */
+type Body = ReplicaMessage;
 
 export interface MultiMasterWriteResult {
   readonly key: string;
@@ -544,16 +535,18 @@ export class MultiMasterHost {
         if (r.backlogOf(from) > 0) this.replicate(rt);
         return;
       }
+      case 'push':
       case 'ae-records':
       case 'hints': {
         const records = body.t === 'hints' ? need(body.batch, 'batch').hints : body.records;
-        const res = r.applyRepair(records, clock, body.t === 'hints' ? 'hint' : 'anti-entropy');
+        const res = r.applyRepair(records, clock, body.t === 'hints' ? 'hint' : body.t === 'push' ? 'push' : 'anti-entropy');
         this.enqueue(rt.def.name, res.persist);
         this.flushNow();
         if (body.t === 'hints') {
           this.send(rt, from, { t: 'hints-ack', delivered: body.batch.hints.map((h) => ({ key: h.key, version: h.version })) });
           return;
         }
+        if (body.t === 'push') return;
         const want = stringArray(body.want, 'want');
         if (want.length > 0) {
           const back = r.recordsFor(want.slice(0, t.aeKeysMax), t.aeBytesMax);

@@ -195,6 +195,18 @@ export interface HintRecord extends ShippedRecord {
   readonly version: number;
 }
 
+/** The messages members exchange (the node's transport and the simulator carry these shapes). */
+export type ReplicaMessage =
+  | { readonly t: 'batch'; readonly batch: ChangeBatch }
+  | { readonly t: 'ack'; readonly ack: ChangeAck }
+  | { readonly t: 'push'; readonly records: readonly ShippedRecord[] }
+  | { readonly t: 'handoff'; readonly target: MemberId; readonly record: ShippedRecord }
+  | { readonly t: 'hints'; readonly batch: HintBatch }
+  | { readonly t: 'hints-ack'; readonly delivered: readonly { readonly key: string; readonly version: number }[] }
+  | { readonly t: 'ae-digest'; readonly digests: readonly RangeDigest[] }
+  | { readonly t: 'ae-keys'; readonly range: KeyRange; readonly afterKey: string | null; readonly keys: KeyHashes }
+  | { readonly t: 'ae-records'; readonly records: readonly ShippedRecord[]; readonly want: readonly string[] };
+
 export type LocalWrite =
   /** lww and versions. `token`: the causal context of a read (versions only). */
   | { readonly kind: 'put'; readonly value: Uint8Array; readonly token?: string | null }
