@@ -16,7 +16,7 @@ async function setFaults(url: string, faults: object): Promise<void> {
 async function getJson(url: string): Promise<{ status: number; body: unknown; text: string; headers: Headers }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
-  let body: unknown = null;
+  let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
