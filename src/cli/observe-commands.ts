@@ -137,7 +137,8 @@ export async function runTopology(flags: ClientFlags & { format: 'md' | 'mermaid
     const endpoints = endpointsOf(flags);
     const alerts = await firstAnswer<AlertsResponseJson>(endpoints, '/v1/alerts?scope=cluster', flags.timeoutMs).then((a) => a.body.alerts, () => null);
     const answered = endpoints.find((e) => view.self.clientAddress !== null && e.endsWith(view.self.clientAddress)) ?? endpoints[0] ?? '';
-    text = topologyMarkdown({ view, endpoint: answered, generatedAt: new Date(), alerts });
+    const keyspaces = await client.keyspaces().catch(() => null);
+    text = topologyMarkdown({ view, endpoint: answered, generatedAt: new Date(), alerts, keyspaces });
   }
   if (flags.output === undefined) process.stdout.write(text);
   else writeFileSync(flags.output, text);

@@ -11,6 +11,16 @@ export interface TopologyInput {
   readonly generatedAt: Date;
   /** Active alerts across the cluster, when they could be fetched. */
   readonly alerts?: readonly AlertJson[] | null;
+  /** The keyspace catalog (GET /v1/keyspaces), when it could be fetched. */
+  readonly keyspaces?: readonly TopologyKeyspace[] | null;
+}
+
+export interface TopologyKeyspace {
+  readonly name: string;
+  readonly mode: 'consensus' | 'multi-master';
+  readonly conflicts?: string;
+  readonly members?: readonly string[];
+  readonly builtin?: boolean;
 }
 
 function mermaidText(text: string): string {
@@ -120,10 +130,14 @@ export function topologyMarkdown(input: TopologyInput): string {
 
   out.push('## Keyspaces', '');
   out.push('| Keyspace | Mode | Members |', '| --- | --- | --- |');
-  out.push(`| (all keys) | consensus: one Raft log, linearizable | ${[...voters, ...learners].join(', ')} |`, '');
-  // TODO(multi-master): list each multi-master keyspace (GET /v1/keyspaces, docs/multi-master.md)
-  // with its conflict strategy and peers once the node serves them.
-  out.push('Multi-master keyspaces (docs/multi-master.md) are not served by members yet; they will be listed here with their peers.', '');
+  out.push(`| default (/v1/kv) | consensus: one Raft log, linearizable | ${[...voters, ...learners].join(', ')} |`);
+  for (const ks of input.keyspaces ?? []) {
+    if (ks.builtin === true) continue;
+    const mode = ks.mode === 'consensus' ? 'consensus: one Raft log, linearizable' : `multi-master (${cell(ks.conflicts ?? '?')}): every member accepts writes`;
+    out.push(`| ${cell(ks.name)} | ${mode} | ${ks.mode === 'consensus' ? [...voters, ...learners].join(', ') : cell((ks.members ?? []).join(', '))} |`);
+  }
+  out.push('');
+  if (input.keyspaces === null) out.push('(the keyspace catalog could not be fetched)', '');
 
   out.push('## Diagram', '', '```mermaid', topologyMermaid(view).trimEnd(), '```', '');
 

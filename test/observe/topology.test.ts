@@ -44,6 +44,11 @@ test('the Markdown document: members, replication settings, standby set, keyspac
   const md = topologyMarkdown({
     view, endpoint: 'http://127.0.0.1:8002', generatedAt: new Date('2025-01-02T03:04:05Z'),
     alerts: [{ id: 'replication-lag:n3', rule: 'replication-lag', severity: 'warning', message: 'n3 is 7.5 s behind', since: '2025-01-02T03:04:00Z', member: 'n1' }],
+    keyspaces: [
+      { name: 'default', mode: 'consensus', builtin: true },
+      { name: 'carts', mode: 'multi-master', conflicts: 'versions', members: ['n1', 'n2', 'n3'] },
+      { name: 'orders', mode: 'consensus' },
+    ],
   });
   assert.match(md, /^# Chorus cluster abc123\n/);
   assert.match(md, /Generated 2025-01-02T03:04:05\.000Z from http:\/\/127\.0\.0\.1:8002/);
@@ -53,7 +58,10 @@ test('the Markdown document: members, replication settings, standby set, keyspac
   assert.match(md, /\| n3 \| follower \| yes \| 127\.0\.0\.1:8003 \| 127\.0\.0\.1:7003 \| no \| 50 \| 50 \| 20 entries, 4\.0 KiB, 7\.5 s \| down \| no \(unreachable\) \|/);
   assert.match(md, /\| synchronous_standby_names \| FIRST 1 \(n2, n3\) \|/);
   assert.match(md, /\| Synchronous standbys now \| n2 \|/);
-  assert.match(md, /\| \(all keys\) \| consensus: one Raft log, linearizable \| n1, n2, n3, n4 \|/);
+  assert.match(md, /\| default \(\/v1\/kv\) \| consensus: one Raft log, linearizable \| n1, n2, n3, n4 \|/);
+  assert.match(md, /\| carts \| multi-master \(versions\): every member accepts writes \| n1, n2, n3 \|/);
+  assert.match(md, /\| orders \| consensus: one Raft log, linearizable \| n1, n2, n3, n4 \|/);
+  assert.equal(md.match(/\| default/g)?.length, 1, 'the built-in keyspace once');
   assert.match(md, /```mermaid\nflowchart LR\n[\s\S]*```/);
   assert.match(md, /- \*\*warning\*\* replication-lag \(raised by n1 since 2025-01-02T03:04:00Z\): n3 is 7\.5 s behind/);
   const local = topologyMarkdown({ view: { ...view, membersSource: 'local' }, endpoint: 'x', generatedAt: new Date(0) });
