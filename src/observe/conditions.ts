@@ -43,11 +43,8 @@ export interface SlowFsync {
   readonly agoSeconds: number;
 }
 
-/**
- * A multi-master peer as the member sees it. TODO(multi-master): nothing feeds this yet; the
- * node layer of multi-master keyspaces (docs/multi-master.md) will report each peer's
- * reachability here, and the rule below needs no change.
- */
+/** A peer of one of this member's multi-master keyspaces, as the member sees it (fed by
+ * src/mm-node/host.ts through ChorusNode). */
 export interface PeerObservation {
   readonly id: string;
   readonly keyspace: string;

@@ -6,10 +6,8 @@
 // Two kinds of values: events counted as they happen (latencies, proposals, elections, ...)
 // through the note* methods, and state read at scrape time (lag, indexes, queues) by refresh().
 //
-// TODO(multi-master): keyspaces of docs/multi-master.md are not served by the node yet. When
-// they are, add per keyspace and peer: replication lag (records, seconds), peer reachability,
-// anti-entropy rounds and repaired records, LWW overwrites and sibling counts. No placeholder
-// series are exported before then.
+// The series of multi-master keyspaces (chorus_mm_*) are registered in this registry by
+// src/mm-node/metrics.ts.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TransportStats } from '../transport/types.ts';
 import type { Alert } from './alerts.ts';
