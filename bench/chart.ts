@@ -1,12 +1,13 @@
-// `node --import tsx bench/chart.ts [report.json] [out.svg]`: draws the Chorus/etcd ratio of
-// every row of a saved report as a horizontal bar chart in SVG (written by hand: no library),
-// and prints the report's table in Markdown, for docs/benchmarks.md.
+// `node --import tsx bench/chart.ts [report.json] [out.svg]`: draws the Chorus/peer ratio of
+// every row of a saved report (the peer is etcd or Redis, per row) as a horizontal bar chart in
+// SVG (written by hand: no library), and prints the report's table in Markdown, for
+// docs/benchmarks.md.
 // The scale is logarithmic and centred on 1x, so that 2x and 0.5x are bars of the same length;
-// green bars favour Chorus, red ones etcd, whichever way "better" points for the row.
+// green bars favour Chorus, red ones the peer, whichever way "better" points for the row.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatCount, formatMarkdownTable, ratioOf } from './report.ts';
+import { describePeers, formatMarkdownTable, headline, peerOf, ratioOf, SYSTEM_NAMES } from './report.ts';
 import type { BenchReport } from './report.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -20,7 +21,7 @@ const BOTTOM = 50;
 const PLOT_LEFT = LABEL_WIDTH;
 const PLOT_WIDTH = WIDTH - LABEL_WIDTH - VALUE_WIDTH;
 const FAVOURS_CHORUS = '#2e8b57';
-const FAVOURS_ETCD = '#c0392b';
+const FAVOURS_PEER = '#c0392b';
 const MUTED = '#888888';
 
 function escapeXml(text: string): string {
@@ -44,9 +45,8 @@ export function renderChart(report: BenchReport): string {
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`);
   parts.push(`<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`);
-  const etcd = report.etcdVersion === null ? 'etcd (not run)' : `etcd ${report.etcdVersion}`;
-  parts.push(text(16, 26, `Chorus / ${etcd}: ratio per phase (${report.mode} run, ${report.startedAt.slice(0, 10)})`, 'font-size="16" font-weight="bold"'));
-  parts.push(text(16, 46, `${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}; log scale; green favours Chorus, red favours etcd`, `fill="${MUTED}"`));
+  parts.push(text(16, 26, `Chorus / ${describePeers(report, false) || 'no peer run'}: ratio per phase (${report.mode} run, ${report.startedAt.slice(0, 10)})`, 'font-size="16" font-weight="bold"'));
+  parts.push(text(16, 46, `${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}; log scale; green favours Chorus, red favours the row's peer`, `fill="${MUTED}"`));
 
   // Grid: one line per power of two, the 1x line darker.
   const plotTop = TOP - 8;
@@ -61,12 +61,13 @@ export function renderChart(report: BenchReport): string {
   rows.forEach(({ row, ratio }, i) => {
     const y = TOP + i * ROW_HEIGHT;
     const mid = y + ROW_HEIGHT / 2;
-    parts.push(text(PLOT_LEFT - 10, mid + 4, row.label, 'text-anchor="end"'));
+    const peer = SYSTEM_NAMES[peerOf(row)];
+    parts.push(text(PLOT_LEFT - 10, mid + 4, peerOf(row) === 'etcd' ? row.label : `${row.label} (vs ${peer})`, 'text-anchor="end"'));
     if (ratio === null) {
       const chorus = row.results.chorus;
-      // Measured on Chorus alone (no etcd counterpart): say so rather than show nothing.
-      const note = chorus?.status === 'ok' && chorus.throughputPerS !== undefined
-        ? `no etcd equivalent; Chorus ${formatCount(chorus.throughputPerS)} ops/s`
+      // Measured on Chorus alone (no counterpart): say so rather than show nothing.
+      const note = chorus?.status === 'ok'
+        ? `no ${peer} figure; Chorus ${headline(row, chorus)}`
         : chorus?.note ?? 'n/a';
       parts.push(text(centre + 8, mid + 4, note, `fill="${MUTED}" font-style="italic"`));
       return;
@@ -75,11 +76,11 @@ export function renderChart(report: BenchReport): string {
     const x = xOf(ratio.value);
     const left = Math.min(x, centre);
     const barWidth = Math.max(1, Math.abs(x - centre));
-    parts.push(`<rect x="${left.toFixed(1)}" y="${(y + 6).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${ROW_HEIGHT - 12}" fill="${favoursChorus ? FAVOURS_CHORUS : FAVOURS_ETCD}"/>`);
+    parts.push(`<rect x="${left.toFixed(1)}" y="${(y + 6).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${ROW_HEIGHT - 12}" fill="${favoursChorus ? FAVOURS_CHORUS : FAVOURS_PEER}"/>`);
     const better = ratio.higherIsBetter ? 'higher better' : 'lower better';
     parts.push(text(PLOT_LEFT + PLOT_WIDTH + 10, mid + 4, `${ratio.value.toFixed(2)}x ${ratio.what} (${better})`));
   });
-  parts.push(text(16, height - 12, 'Chorus/etcd; method and full table: docs/benchmarks.md; reproduce: npm run bench', `fill="${MUTED}" font-size="11"`));
+  parts.push(text(16, height - 12, 'Chorus/peer; method and full table: docs/benchmarks.md; reproduce: npm run bench', `fill="${MUTED}" font-size="11"`));
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }

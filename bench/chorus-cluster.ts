@@ -63,6 +63,18 @@ export class ChorusProcessCluster extends OwnedCluster {
     this.initialCluster = this.ids.map((id, i) => `${id}=${HOST}:${this.peerPorts[i]}`).join(',');
   }
 
+  /** Whether the members expose POST /v1/test/faults (started with --enable-test-faults). */
+  get testFaults(): boolean {
+    return this.extraArgs.includes('--enable-test-faults');
+  }
+
+  /** The member id of member `index` (n1, n2, ...), as the fault hooks name it. */
+  memberId(index: number): string {
+    const id = this.ids[index];
+    if (id === undefined) throw new RangeError(`no member ${index}`);
+    return id;
+  }
+
   /** `extraArgs` go to `chorus start`; `nodeArgs` to node itself (e.g. --cpu-prof, for profiling). */
   static async start(options: {
     dir: string;

@@ -1,7 +1,7 @@
 // A cluster under test, as the phases see it: client URLs, the leader, and (when the bench
 // started the members itself) their processes, to kill, restart and measure.
 import { rm } from 'node:fs/promises';
-import { killProcess, logTail, residentBytes, stopProcess } from './processes.ts';
+import { checkExited, killProcess, residentBytes, stopProcess } from './processes.ts';
 import type { ManagedProcess } from './processes.ts';
 import type { SystemName } from './systems.ts';
 
@@ -71,11 +71,7 @@ export abstract class OwnedCluster implements BenchCluster {
 
   /** Throws with the member's last log lines when one of them died unexpectedly. */
   protected checkAlive(): void {
-    for (const proc of this.procs) {
-      if (proc !== null && !proc.isRunning() && proc.child.exitCode !== null && proc.child.exitCode !== 0) {
-        throw new Error(`${proc.name} exited with code ${proc.child.exitCode}; last log lines:\n${logTail(proc.logFile)}`);
-      }
-    }
+    checkExited(this.procs);
   }
 
   async stop(): Promise<void> {

@@ -1,32 +1,18 @@
 // The etcd cluster the bench compares against: Debian's etcd-server (3.4), each member its own
 // process on loopback ports picked by the kernel, with etcd's defaults (fsync on, 100 ms
 // heartbeat, 1 s election timeout: the same timing as Chorus's 100 ms tick and 10-tick election).
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { OwnedCluster } from './cluster.ts';
+import { ensureDebianBinary } from './debian.ts';
+import type { BinaryAvailability } from './debian.ts';
 import { freePorts, requestJson, spawnLogged, waitFor } from './processes.ts';
 import type { ManagedProcess } from './processes.ts';
 
 const HOST = '127.0.0.1';
 const CAUGHT_UP_LAG_MAX = 1000;
 
-export type EtcdAvailability =
-  | { readonly available: true; readonly path: string; readonly version: string }
-  | { readonly available: false; readonly reason: string };
-
-function findEtcd(): { path: string; version: string } | null {
-  const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
-  const path = which.status === 0 ? which.stdout.trim() : '';
-  if (path === '') return null;
-  try {
-    const out = execFileSync(path, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-    const match = /etcd Version:\s*(\S+)/.exec(out);
-    return { path, version: match?.[1] ?? 'unknown' };
-  } catch {
-    return null;
-  }
-}
+export type EtcdAvailability = BinaryAvailability;
 
 /**
  * Finds etcd, or installs Debian's etcd-server with apt-get when missing (root only). Note that
@@ -34,28 +20,7 @@ function findEtcd(): { path: string; version: string } | null {
  * other ports, so the two do not meet.
  */
 export function ensureEtcd(log: (line: string) => void): EtcdAvailability {
-  const found = findEtcd();
-  if (found !== null) return { available: true, ...found };
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    return { available: false, reason: 'etcd is not installed and installing it needs root (apt-get install -y etcd-server)' };
-  }
-  if (spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status !== 0) {
-    return { available: false, reason: 'etcd is not installed and there is no apt-get to install etcd-server' };
-  }
-  log('etcd not found: installing Debian\'s etcd-server (apt-get install -y etcd-server) ...');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  let install = spawnSync('apt-get', ['install', '-y', 'etcd-server'], { encoding: 'utf8', env, timeout: 600_000 });
-  if (install.status !== 0) {
-    // A fresh machine has no package lists yet.
-    spawnSync('apt-get', ['update'], { encoding: 'utf8', env, timeout: 600_000 });
-    install = spawnSync('apt-get', ['install', '-y', 'etcd-server'], { encoding: 'utf8', env, timeout: 600_000 });
-  }
-  const after = findEtcd();
-  if (install.status !== 0 || after === null) {
-    const detail = `${install.stderr ?? ''}`.trim().split('\n').slice(-3).join(' | ');
-    return { available: false, reason: `apt-get install -y etcd-server failed${detail === '' ? '' : `: ${detail}`}` };
-  }
-  return { available: true, ...after };
+  return ensureDebianBinary({ binary: 'etcd', debianPackage: 'etcd-server', versionArgs: ['--version'], versionPattern: /etcd Version:\s*(\S+)/ }, log);
 }
 
 interface EtcdStatus {

@@ -1,8 +1,9 @@
-// The load generator shared by every system under test: HTTP/1.1 keep-alive over node:http
-// agents (one per endpoint, maxSockets = concurrency), `concurrency` workers each keeping one
+// The load generator shared by every system under test: `concurrency` workers each keeping one
 // request in flight, and the latency of every successful request timed with performance.now().
-// Nothing here knows which system it talks to: the caller builds the requests and judges the
-// answers, so Chorus and etcd are driven by exactly the same code.
+// Requests go through a LoadTarget: HTTP/1.1 keep-alive over node:http agents (HttpEndpoints,
+// one agent per endpoint, maxSockets = concurrency) for Chorus and etcd, RESP over node:net
+// (bench/resp.ts) for Redis. Nothing here knows which system it talks to: the caller builds the
+// requests and judges the answers, so every system is driven and timed by exactly the same code.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { LatencySamples } from './samples.ts';
@@ -39,8 +40,16 @@ interface Target {
   readonly agent: http.Agent;
 }
 
+/** Where the load generator sends its requests: one request in flight per worker, answered or
+ * rejected with a RequestFailure (no answer: socket error, TIMEOUT). */
+export interface LoadTarget<Spec, Answer> {
+  send(spec: Spec, timeoutMs: number): Promise<Answer>;
+  /** How a refused answer is counted: "HTTP 503 CHORUS_BUSY", "RESP READONLY", ... */
+  failureKind(answer: Answer): string;
+}
+
 /** Keep-alive connection pools to a fixed list of base URLs ("http://host:port"). */
-export class HttpEndpoints {
+export class HttpEndpoints implements LoadTarget<HttpRequestSpec, HttpAnswer> {
   readonly urls: readonly string[];
   private readonly targets: readonly Target[];
 
@@ -91,6 +100,10 @@ export class HttpEndpoints {
     });
   }
 
+  failureKind(answer: HttpAnswer): string {
+    return failureKind(answer);
+  }
+
   /** Closes every pooled connection. */
   close(): void {
     for (const target of this.targets) target.agent.destroy();
@@ -103,8 +116,8 @@ export interface LoadProgress {
   readonly elapsedMs: number;
 }
 
-export interface LoadOptions {
-  readonly endpoints: HttpEndpoints;
+export interface LoadOptions<Spec = HttpRequestSpec, Answer = HttpAnswer> {
+  readonly endpoints: LoadTarget<Spec, Answer>;
   /** Workers, each with one request in flight. */
   readonly concurrency: number;
   /** Stop starting requests this long after the start (at least one of durationMs, requestsMax). */
@@ -114,9 +127,9 @@ export interface LoadOptions {
   /** A request without an answer by then fails with TIMEOUT (default 10,000 ms). */
   readonly requestTimeoutMs?: number;
   /** The request with sequence number `seq` (0, 1, 2, ... in the order they start). */
-  readonly request: (seq: number) => HttpRequestSpec;
+  readonly request: (seq: number) => Spec;
   /** Whether an answer is a success. Only successes are timed and counted as throughput. */
-  readonly accept: (answer: HttpAnswer, seq: number) => boolean;
+  readonly accept: (answer: Answer, seq: number) => boolean;
   /** Told of every finished request, with its start and end on performance.now()'s clock. */
   readonly onResult?: (seq: number, ok: boolean, startMs: number, endMs: number) => void;
   /** A worker pauses this long after a failure, so that a dead endpoint, which refuses at once,
@@ -165,7 +178,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+// HTTP first, without type parameters: the requests built inline are then typed as
+// HttpRequestSpec as they are written (`method: 'PUT'` stays a literal).
+export function runLoad(options: LoadOptions): Promise<LoadResult>;
+export function runLoad<Spec, Answer>(options: LoadOptions<Spec, Answer>): Promise<LoadResult>;
+export async function runLoad<Spec, Answer>(options: LoadOptions<Spec, Answer>): Promise<LoadResult> {
   const { endpoints, concurrency } = options;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
   if (options.durationMs === undefined && options.requestsMax === undefined) throw new RangeError('give durationMs or requestsMax');
@@ -193,7 +210,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       let failure: string | null = null;
       try {
         const answer = await endpoints.send(spec, timeoutMs);
-        if (!options.accept(answer, seq)) failure = failureKind(answer);
+        if (!options.accept(answer, seq)) failure = endpoints.failureKind(answer);
       } catch (error) {
         failure = error instanceof RequestFailure ? error.code : 'ERROR';
       }

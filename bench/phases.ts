@@ -33,6 +33,12 @@ export interface BenchSettings {
   /** Steady load between a member's return and the next kill. */
   readonly failoverSettleMs: number;
   readonly requestTimeoutMs: number;
+  /** Clients of the multi-master write phase (Chorus, and Redis beside it). */
+  readonly mmWriteConcurrency: number;
+  /** Keys written while a member is cut off, which it must then catch up on. */
+  readonly repairKeys: number;
+  /** The repair phase fails when the members have not converged this long after healing. */
+  readonly convergenceTimeoutMs: number;
 }
 
 export const QUICK_SETTINGS: BenchSettings = {
@@ -49,6 +55,9 @@ export const QUICK_SETTINGS: BenchSettings = {
   failoverConcurrency: 16,
   failoverSettleMs: 500,
   requestTimeoutMs: 10_000,
+  mmWriteConcurrency: 64,
+  repairKeys: 2000,
+  convergenceTimeoutMs: 120_000,
 };
 
 export const FULL_SETTINGS: BenchSettings = {
@@ -60,6 +69,7 @@ export const FULL_SETTINGS: BenchSettings = {
   memoryKeys: 1_000_000,
   failoverKills: 20,
   failoverSettleMs: 2000,
+  repairKeys: 10_000,
 };
 
 /** One system's run: its cluster, how to talk to it, and the keys written so far. */
@@ -78,7 +88,7 @@ function label(run: SystemRun): string {
   return run.protocol.name === 'chorus' ? 'Chorus' : 'etcd';
 }
 
-function loadResult(result: LoadResult): SystemResult {
+export function loadResult(result: LoadResult): SystemResult {
   return {
     status: 'ok',
     throughputPerS: throughputPerS(result),
@@ -90,7 +100,7 @@ function loadResult(result: LoadResult): SystemResult {
   };
 }
 
-function failed(error: unknown): SystemResult {
+export function failed(error: unknown): SystemResult {
   return { status: 'failed', note: `failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}` };
 }
 

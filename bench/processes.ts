@@ -98,6 +98,15 @@ export function logTail(file: string, lines = 15): string {
   }
 }
 
+/** Throws with the process's last log lines when one of them died unexpectedly. */
+export function checkExited(procs: readonly (ManagedProcess | null)[]): void {
+  for (const proc of procs) {
+    if (proc !== null && !proc.isRunning() && proc.child.exitCode !== null && proc.child.exitCode !== 0) {
+      throw new Error(`${proc.name} exited with code ${proc.child.exitCode}; last log lines:\n${logTail(proc.logFile)}`);
+    }
+  }
+}
+
 /** A port that was free a moment ago: the kernel picks it from the ephemeral range, which never
  * overlaps the 7001-7003 / 8001-8003 ports of a `chorus dev` cluster. */
 export function freePort(): Promise<number> {

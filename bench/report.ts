@@ -1,8 +1,9 @@
 // The results of a bench run (also saved as JSON, which bench/chart.ts reads) and their
-// rendering as one table, aligned text for a terminal or Markdown for docs/benchmarks.md.
-import type { SystemName } from './systems.ts';
+// rendering as one table, aligned text for a terminal or Markdown for docs/benchmarks.md. Each
+// row compares Chorus with one peer: etcd (consensus rows) or Redis (multi-master rows).
+import type { PeerName, SystemName } from './systems.ts';
 
-export type RowKind = 'throughput' | 'memory' | 'failover' | 'snapshot';
+export type RowKind = 'throughput' | 'memory' | 'failover' | 'snapshot' | 'convergence';
 
 /** One system's result in one row. Only the fields of the row's kind are set. */
 export interface SystemResult {
@@ -27,12 +28,19 @@ export interface SystemResult {
   readonly unverifiedWrites?: number;
   // snapshot
   readonly megabytesPerS?: number;
+  // convergence (uses `keys` too): from the end of a partition until every member holds the
+  // same records, and the bytes the members sent each other meanwhile
+  readonly convergenceMs?: number;
+  readonly exchangedBytes?: number;
 }
 
 export interface BenchRow {
   readonly id: string;
   readonly label: string;
   readonly kind: RowKind;
+  /** The system Chorus is compared with in this row (absent in reports saved before Redis
+   * joined the bench: etcd). */
+  readonly peer?: PeerName;
   readonly results: Partial<Record<SystemName, SystemResult>>;
 }
 
@@ -46,13 +54,20 @@ export interface BenchReport {
   readonly etcdVersion: string | null;
   /** Why etcd was not run, when it was not. */
   readonly etcdSkipped: string | null;
+  /** redis-server's version, null when Redis was not run (absent in older reports). */
+  readonly redisVersion?: string | null;
+  readonly redisSkipped?: string | null;
   readonly rows: readonly BenchRow[];
 }
 
-/** Chorus/etcd for a row, and whether higher favours Chorus; null when either side is missing. */
+export function peerOf(row: BenchRow): PeerName {
+  return row.peer ?? 'etcd';
+}
+
+/** Chorus/peer for a row, and whether higher favours Chorus; null when either side is missing. */
 export function ratioOf(row: BenchRow): { readonly value: number; readonly higherIsBetter: boolean; readonly what: string } | null {
   const c = row.results.chorus;
-  const e = row.results.etcd;
+  const e = row.results[peerOf(row)];
   if (c?.status !== 'ok' || e?.status !== 'ok') return null;
   const divide = (a: number | undefined, b: number | undefined): number | null =>
     a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? null : a / b;
@@ -70,6 +85,9 @@ export function ratioOf(row: BenchRow): { readonly value: number; readonly highe
     case 'snapshot':
       value = divide(c.megabytesPerS, e.megabytesPerS);
       return value === null ? null : { value, higherIsBetter: true, what: 'MB/s' };
+    case 'convergence':
+      value = divide(c.convergenceMs, e.convergenceMs);
+      return value === null ? null : { value, higherIsBetter: false, what: 'time to converge' };
   }
 }
 
@@ -78,7 +96,18 @@ function sumOf(values: readonly (number | null)[] | undefined): number | undefin
   return (values as number[]).reduce((a, b) => a + b, 0);
 }
 
-const NAMES: Readonly<Record<SystemName, string>> = { chorus: 'Chorus', etcd: 'etcd' };
+export const SYSTEM_NAMES: Readonly<Record<SystemName, string>> = { chorus: 'Chorus', etcd: 'etcd', redis: 'Redis' };
+const SYSTEMS: readonly SystemName[] = ['chorus', 'etcd', 'redis'];
+
+/** "etcd 3.4.23; Redis 7.0.15" or "etcd not run: ..." for a report's header; without the peers
+ * that were not run when `withSkipped` is false (a chart's title). */
+export function describePeers(report: BenchReport, withSkipped = true): string {
+  const one = (name: string, version: string | null | undefined, skipped: string | null | undefined): string | null => {
+    if (version !== null && version !== undefined) return `${name} ${version}`;
+    return !withSkipped || skipped === null || skipped === undefined ? null : `${name} not run: ${skipped}`;
+  };
+  return [one('etcd', report.etcdVersion, report.etcdSkipped), one('Redis', report.redisVersion, report.redisSkipped)].filter((p) => p !== null).join('; ');
+}
 
 export function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US');
@@ -92,12 +121,16 @@ export function formatMs(ms: number | undefined): string {
   return `${ms.toFixed(2)} ms`;
 }
 
+function megabytes(bytes: number): string {
+  return (bytes / 1e6).toFixed(bytes >= 1e7 ? 0 : 2);
+}
+
 function mib(bytes: number | null): string {
   return bytes === null ? '?' : (bytes / (1024 * 1024)).toFixed(0);
 }
 
 /** The first column of a system's line: the headline value of the row. */
-function headline(row: BenchRow, r: SystemResult): string {
+export function headline(row: BenchRow, r: SystemResult): string {
   if (r.status !== 'ok') return r.note ?? r.status;
   switch (row.kind) {
     case 'throughput': {
@@ -110,27 +143,33 @@ function headline(row: BenchRow, r: SystemResult): string {
       return `lost ${formatCount(r.lostWrites ?? 0)} of ${formatCount(r.ackedWrites ?? 0)} acked${r.unverifiedWrites ? ` (${formatCount(r.unverifiedWrites)} unread)` : ''}`;
     case 'snapshot':
       return `${(r.megabytesPerS ?? 0).toFixed(1)} MB/s`;
+    case 'convergence': {
+      const keys = r.keys ?? 0;
+      const bytes = r.exchangedBytes ?? 0;
+      const perKey = keys > 0 ? ` (${formatCount(bytes / keys)} B/key)` : '';
+      return `${formatCount(keys)} keys in ${formatMs(r.convergenceMs)}, ${megabytes(bytes)} MB${perKey}`;
+    }
   }
 }
 
 function ratioText(row: BenchRow): string {
   const ratio = ratioOf(row);
   if (ratio === null) return '—';
-  return `${ratio.value.toFixed(2)}x ${ratio.what} (${ratio.higherIsBetter ? 'higher' : 'lower'} is better)`;
+  return `${ratio.value.toFixed(2)}x ${ratio.what} vs ${SYSTEM_NAMES[peerOf(row)]} (${ratio.higherIsBetter ? 'higher' : 'lower'} is better)`;
 }
 
-const HEADER = ['phase', 'system', 'result', 'p50', 'p99', 'max', 'Chorus/etcd'];
+const HEADER = ['phase', 'system', 'result', 'p50', 'p99', 'max', 'Chorus/peer'];
 
 function tableRows(report: BenchReport): string[][] {
   const lines: string[][] = [];
   for (const row of report.rows) {
-    const systems = (['chorus', 'etcd'] as const).filter((s) => row.results[s] !== undefined);
+    const systems = SYSTEMS.filter((s) => row.results[s] !== undefined);
     systems.forEach((system, i) => {
       const r = row.results[system]!;
       const timed = r.status === 'ok' && (row.kind === 'throughput' || row.kind === 'failover');
       lines.push([
         i === 0 ? row.label : '',
-        NAMES[system],
+        SYSTEM_NAMES[system],
         headline(row, r),
         timed ? formatMs(r.latencyMsP50) : '',
         timed ? formatMs(r.latencyMsP99) : '',

@@ -1,21 +1,24 @@
-// `npm run bench [-- --quick]`: runs the Chorus vs etcd benchmark, prints the table on stdout
-// (progress goes to stderr) and saves the report as JSON for bench/chart.ts.
+// `npm run bench [-- --quick]`: runs the benchmark of Chorus against etcd (consensus phases) and
+// Redis (multi-master phases), prints the table on stdout (progress goes to stderr) and saves
+// the report as JSON for bench/chart.ts.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatTable, runBench } from './index.ts';
+import { describePeers } from './report.ts';
 
 const USAGE = `usage: npm run bench -- [options]
 
   --quick              seconds instead of minutes (CI smoke): short phases, 20,000 keys,
-                       3 leader kills, no snapshot transfer
+                       3 leader kills, no snapshot transfer, 2,000 keys to repair
   --endpoints <urls>   measure a running Chorus cluster (comma-separated client URLs) instead
-                       of starting one; only the load phases run, without etcd
+                       of starting one; only the load phases run, without etcd or Redis
   --no-etcd            do not run etcd
+  --no-redis           do not run Redis (the multi-master rows' peer)
   --only <ids>         run only these phases (comma-separated): write-1, write-16, write-64,
                        write-256, write-local, read-linearizable, read-stale, memory,
-                       snapshot, failover
+                       snapshot, failover, mm-write-64, mm-repair
   --keep-data          keep the temporary data directories and member logs
   --json <file>        where to save the report (default bench/results/latest-<mode>.json)
   -h, --help           this text
@@ -31,6 +34,7 @@ function main(): Promise<void> {
         quick: { type: 'boolean', default: false },
         endpoints: { type: 'string' },
         'no-etcd': { type: 'boolean', default: false },
+        'no-redis': { type: 'boolean', default: false },
         'keep-data': { type: 'boolean', default: false },
         only: { type: 'string' },
         json: { type: 'string' },
@@ -63,6 +67,7 @@ function main(): Promise<void> {
     ...(endpoints === undefined ? {} : { endpoints }),
     ...(only === undefined ? {} : { only }),
     ...(values['no-etcd'] ? { etcd: false } : {}),
+    ...(values['no-redis'] ? { redis: false } : {}),
     keepData: values['keep-data'],
   }).then((report) => {
     // A partial run must not replace the latest complete report (docs and chart come from it).
@@ -70,8 +75,7 @@ function main(): Promise<void> {
     const file = resolve(values.json ?? join(BENCH_DIR, 'results', name));
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    const etcd = report.etcdVersion === null ? `etcd not run: ${report.etcdSkipped ?? 'unknown reason'}` : `etcd ${report.etcdVersion}`;
-    const header = `Chorus ${report.chorusRevision ?? ''} vs ${etcd} (${report.mode} mode, ${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}, `
+    const header = `Chorus ${report.chorusRevision ?? ''} vs ${describePeers(report)} (${report.mode} mode, ${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}, `
       + `load average at start ${report.machine.loadAverage.join(' ')}), ${(report.durationMs / 1000).toFixed(0)} s`;
     process.stdout.write(`\n${header}\n\n${formatTable(report)}\n\nreport saved to ${file}\n`);
     const broken = report.rows.flatMap((row) => Object.values(row.results).filter((r) => r.status === 'failed'));

@@ -1,9 +1,15 @@
 // How each system under test spells a put and a get over HTTP. Both get the same keys and the
 // same 100-byte values; only the encoding differs: Chorus takes the raw value in a PUT body,
-// etcd's v3 gateway takes JSON with base64 key and value.
+// etcd's v3 gateway takes JSON with base64 key and value. (Redis gets the same keys and values
+// as a RESP SET: bench/resp.ts, bench/mm-phases.ts.)
 import type { HttpAnswer, HttpRequestSpec } from './load.ts';
 
-export type SystemName = 'chorus' | 'etcd';
+/** Every system the bench measures; Chorus is compared with one peer per row. */
+export type SystemName = 'chorus' | PeerName;
+/** The systems Chorus is compared with: etcd (consensus rows), Redis (multi-master rows). */
+export type PeerName = 'etcd' | 'redis';
+/** The systems driven over HTTP with a KvProtocol. */
+export type HttpSystemName = 'chorus' | 'etcd';
 
 export const VALUE_BYTES = 100;
 
@@ -21,10 +27,15 @@ export function benchValue(n: number): Buffer {
 export interface PutOptions {
   /** Chorus only: ask for ?commit=LEVEL (e.g. 'local'). */
   readonly commit?: string;
+  /** Chorus only: write to this keyspace (/v1/ks/{keyspace}/kv/{key}) instead of /v1/kv. */
+  readonly keyspace?: string;
+  /** Chorus only, multi-master keyspaces: ?w=N, the members that must hold the write durably
+   * before it is acknowledged (1: the member that took it). */
+  readonly w?: number;
 }
 
 export interface KvProtocol {
-  readonly name: SystemName;
+  readonly name: HttpSystemName;
   put(endpoint: number, key: string, value: Buffer, options?: PutOptions): HttpRequestSpec;
   putSucceeded(answer: HttpAnswer): boolean;
   /** A read; `stale` = Chorus ?consistency=stale, etcd serializable: true. */
@@ -39,8 +50,12 @@ const JSON_TYPE = 'application/json';
 export const chorusProtocol: KvProtocol = {
   name: 'chorus',
   put(endpoint, key, value, options) {
-    const query = options?.commit === undefined ? '' : `?commit=${encodeURIComponent(options.commit)}`;
-    return { endpoint, method: 'PUT', path: `/v1/kv/${encodeURIComponent(key)}${query}`, body: value, contentType: 'application/octet-stream' };
+    const params = new URLSearchParams();
+    if (options?.commit !== undefined) params.set('commit', options.commit);
+    if (options?.w !== undefined) params.set('w', String(options.w));
+    const query = params.toString() === '' ? '' : `?${params.toString()}`;
+    const base = options?.keyspace === undefined ? '/v1/kv' : `/v1/ks/${encodeURIComponent(options.keyspace)}/kv`;
+    return { endpoint, method: 'PUT', path: `${base}/${encodeURIComponent(key)}${query}`, body: value, contentType: 'application/octet-stream' };
   },
   putSucceeded(answer) {
     return answer.status === 200;
@@ -78,6 +93,6 @@ export const etcdProtocol: KvProtocol = {
   },
 };
 
-export function protocolOf(name: SystemName): KvProtocol {
+export function protocolOf(name: HttpSystemName): KvProtocol {
   return name === 'chorus' ? chorusProtocol : etcdProtocol;
 }
