@@ -499,7 +499,13 @@ export class MultiMasterHost {
     if (this.stopped || this.failed !== null) return;
     const rt = this.runtimes.get(m.keyspace);
     if (rt === undefined || !rt.peerState.has(m.from)) return; // not ours (yet): the sender retries
-    rt.peerState.get(m.from)!.lastHeardMs = this.options.monotonicMs();
+    const st = rt.peerState.get(m.from)!;
+    const now = this.options.monotonicMs();
+    // Back after a silence (a partition, a restart): the batch in flight was most likely lost
+    // with it, so the stream resumes now rather than after ackTimeoutMs.
+    const returning = now - st.lastHeardMs > this.tuning.suspectAfterMs;
+    st.lastHeardMs = now;
+    if (returning && st.inFlightSinceMs !== null && st.inFlightSinceMs < now - this.tuning.suspectAfterMs / 2) st.inFlightSinceMs = null;
     try {
       this.handle(rt, m.from, m.body as unknown as Body);
     } catch (error) {
