@@ -272,7 +272,7 @@ export class MultiMasterHost {
       this.fanOut(rt, result.record);
       this.replicate(rt);
       const seq = result.dot.seq;
-      let durableMembers = 1 + rt.peers.filter((p) => rt.replica.ackedBy(p) >= seq).length;
+      let durableMembers = this.durableCount(rt, seq);
       if (durableMembers < w) durableMembers = await this.waitFor(rt, seq, w, deadlineMs);
       return { key, dot: `${result.dot.member}:${result.dot.seq}`, stamp: encodeStamp(result.stamp), durableMembers, view: result.view };
     } finally {
@@ -593,7 +593,8 @@ export class MultiMasterHost {
       case 'ae-keys': {
         const range = checkRange(body.range);
         const theirs = checkKeyHashes(body.keys, t.aeKeysMax);
-        const afterKey = body.afterKey === null ? null : need(typeof body.afterKey === 'string' ? body.afterKey : undefined, 'afterKey');
+        if (body.afterKey !== null && typeof body.afterKey !== 'string') bad('afterKey must be a string or null');
+        const afterKey = body.afterKey;
         const mine = r.keysInRange(range, t.aeKeysMax, afterKey);
         const diff = differingKeys(mine, theirs);
         if (diff.length > 0) {
