@@ -492,6 +492,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
 
   private async handleReady(ready: Ready): Promise<void> {
     for (const m of ready.messagesBeforePersist) this.send(m);
+    // On the wire before our own WAL write and fsync: the followers' fsyncs overlap ours.
+    if (ready.messagesBeforePersist.length > 0) this.transport?.flush();
     this.observer.noteMessagesSent(ready.messagesBeforePersist);
     for (const m of ready.messagesBeforePersist) {
       if (m.type === 'Heartbeat' && m.leaderCommit >= 0) {
@@ -529,6 +531,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
     }
     if (this.state !== 'running' && this.state !== 'stopping') return;
     for (const m of ready.messages) this.send(m);
+    // Acknowledgements are on the leader's commit path: out before the apply below.
+    if (ready.messages.length > 0) this.transport?.flush();
     if (snapshot !== null) this.installSnapshot(snapshot.meta.index, snapshot.data);
     const applyStartedMs = performance.now();
     this.apply(ready.committedEntries);

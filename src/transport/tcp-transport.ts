@@ -337,10 +337,30 @@ export class TcpTransport implements Transport<WireMessage> {
     if (this.flushImmediate !== null) return;
     this.flushImmediate = setImmediate(() => {
       this.flushImmediate = null;
-      const links = [...this.dirty];
-      this.dirty.clear();
-      for (const dirtyLink of links) dirtyLink.flush();
+      this.flushDirty();
     });
+  }
+
+  /**
+   * Writes what send() queued now instead of at the end of this turn of the event loop. A
+   * caller that has sent everything it has for the moment calls it: a Raft member after the
+   * appends of a ready, before its own fsync, so that followers start writing at once. Left to
+   * setImmediate, a flush queued from a setImmediate callback waits a whole turn of the loop
+   * (the poll phase first: measured at 100-350 µs per hop on a busy member).
+   */
+  flush(): void {
+    if (this.flushImmediate !== null) {
+      clearImmediate(this.flushImmediate);
+      this.flushImmediate = null;
+    }
+    this.flushDirty();
+  }
+
+  private flushDirty(): void {
+    if (this.dirty.size === 0) return;
+    const links = [...this.dirty];
+    this.dirty.clear();
+    for (const dirtyLink of links) dirtyLink.flush();
   }
 
   // ---- inbound ----

@@ -165,3 +165,19 @@ test('send after close returns false and close is idempotent', async (t) => {
   await a.transport.close();
   assert.equal(a.transport.send(heartbeat('a', 'b', 1)), false);
 });
+
+test('flush() writes what was sent at once; without it the write waits for the end of the turn', async (t) => {
+  const [a, b] = await startCluster(t, ['a', 'b']);
+  assert.ok(a && b);
+  await waitFor(() => connected(a, 'b'), 'a connected to b');
+  const sentMessages = (): number => a.transport.stats().peers['b']?.sentMessages ?? 0;
+  assert.equal(a.transport.send(heartbeat('a', 'b', 1)), true);
+  assert.equal(sentMessages(), 0, 'queued: written when the event loop turns');
+  a.transport.flush();
+  assert.equal(sentMessages(), 1, 'written by flush(), synchronously');
+  a.transport.flush(); // nothing queued: a no-op
+  assert.equal(a.transport.send(heartbeat('a', 'b', 2)), true);
+  await waitFor(() => b.inbox.length === 2, 'both delivered');
+  assert.deepEqual(seqsFrom(b.inbox, 'a'), [1, 2]);
+  assert.equal(sentMessages(), 2, 'the queued flush wrote the second one');
+});
