@@ -2,7 +2,7 @@
 // is killed when the test ends, whatever happened, and again when this process exits.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -208,6 +208,15 @@ export async function newestSegment(dataDir: string): Promise<string> {
   const newest = segments[segments.length - 1];
   if (newest === undefined) throw new Error(`no WAL segment in ${walDir}`);
   return join(walDir, newest);
+}
+
+/** Where the records of a WAL segment end: the file may continue with preallocated zeros
+ * (docs/storage-format.md); a zero length field starts them. */
+export async function walRecordsEnd(segment: string): Promise<number> {
+  const bytes = await readFile(segment);
+  let position = 0;
+  while (position + 8 <= bytes.length && bytes.readUInt32LE(position) !== 0) position += 8 + bytes.readUInt32LE(position);
+  return Math.min(position, bytes.length);
 }
 
 /** Runs `task` over `items` with at most `concurrency` in flight. */

@@ -3,9 +3,9 @@
 // `chorus rebuild` then rebuilds it from its peers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, stat, truncate } from 'node:fs/promises';
+import { open, truncate } from 'node:fs/promises';
 import { ChorusClient } from '../../src/client/index.ts';
-import { newestSegment, pool, runCli, startProcessCluster, waitFor } from './helpers.ts';
+import { newestSegment, pool, runCli, startProcessCluster, waitFor, walRecordsEnd } from './helpers.ts';
 
 test('a torn last WAL record is cut at restart and the member rejoins; a flipped bit mid-log refuses to start; chorus rebuild restores it from its peers', async (t) => {
   const cluster = await startProcessCluster(t, 3);
@@ -24,8 +24,8 @@ test('a torn last WAL record is cut at restart and the member rejoins; a flipped
     const torn = leader;
     await cluster.kill(torn, 'SIGKILL');
     const tornSegment = await newestSegment(cluster.spec.dirs.get(torn)!);
-    const size = (await stat(tornSegment)).size;
-    await truncate(tornSegment, size - 5);
+    // Five bytes off its last record (and the preallocated zeros after it).
+    await truncate(tornSegment, (await walRecordsEnd(tornSegment)) - 5);
     const newLeader = await cluster.leader();
     const restarted = cluster.start(torn);
     await waitFor(async () => (await cluster.view(torn))?.leaderId === newLeader, 'the restarted member follows the new leader');
@@ -41,8 +41,7 @@ test('a torn last WAL record is cut at restart and the member rejoins; a flipped
     const flipped = cluster.spec.ids.find((id) => id !== newLeader && id !== torn)!;
     await cluster.kill(flipped, 'SIGTERM');
     const segment = await newestSegment(cluster.spec.dirs.get(flipped)!);
-    const segmentBytes = (await stat(segment)).size;
-    const offset = Math.floor(segmentBytes / 2);
+    const offset = Math.floor((await walRecordsEnd(segment)) / 2);
     const handle = await open(segment, 'r+');
     try {
       const byte = Buffer.alloc(1);

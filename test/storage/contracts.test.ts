@@ -19,6 +19,9 @@ const quiet = { logger: () => undefined };
 logStoreContract('FileLogStore', () => tempDirMedium((dir) => FileLogStore.open(dir, quiet)));
 // Small segments, so that every case also crosses segment boundaries.
 logStoreContract('FileLogStore with 256-byte segments', () => tempDirMedium((dir) => FileLogStore.open(dir, { ...quiet, segmentBytesMax: 256 })));
+// Preallocation in small chunks (extended every few appends), and none at all.
+logStoreContract('FileLogStore with 2 KiB segments preallocated 300 bytes at a time', () => tempDirMedium((dir) => FileLogStore.open(dir, { ...quiet, segmentBytesMax: 2048, preallocateBytes: 300 })));
+logStoreContract('FileLogStore without preallocation', () => tempDirMedium((dir) => FileLogStore.open(dir, { ...quiet, preallocateBytes: 0 })));
 logStoreContract('MemoryLogStore', () => {
   const medium = new MemoryLogMedium();
   return { open: () => MemoryLogStore.open(medium) };

@@ -19,9 +19,11 @@ interface Opened {
   warnings: string[];
 }
 
+// The byte-level tests below cut and edit files that end with their last record, so they turn
+// preallocation off unless they test it (the preallocation tests at the end pass it).
 async function openLog(dir: string, options: FileLogStoreOptions = {}): Promise<Opened> {
   const warnings: string[] = [];
-  const store = await FileLogStore.open(dir, { logger: (msg) => warnings.push(msg), ...options });
+  const store = await FileLogStore.open(dir, { logger: (msg) => warnings.push(msg), preallocateBytes: 0, ...options });
   return { store, warnings };
 }
 
@@ -104,17 +106,24 @@ test('a checksum mismatch on the very last record is a torn record', async () =>
   });
 });
 
-test('a zero-filled tail (the file grew but its data never reached the disk) is cut off', async () => {
+test('a zero-filled tail (preallocated, or grown but its data never reached the disk) ends the log; appends go into it', async () => {
   await withTempDir(async (dir) => {
     await writeLog(dir, entryRange(1, 5, 1));
     const path = join(dir, FIRST_SEGMENT);
     const before = (await stat(path)).size;
     await editFile(path, (bytes) => Buffer.concat([bytes, Buffer.alloc(4096)]));
     const { store, warnings } = await openLog(dir);
-    assert.equal(warnings.length, 1);
+    assert.deepEqual(warnings, [], 'zeros are not damage');
     assertEntries(await store.readAll(), entryRange(1, 5, 1));
-    assert.equal((await stat(path)).size, before);
+    assert.equal((await stat(path)).size, before + 4096, 'the zeros are kept');
+    await store.append([normalEntry(6, 1)]);
+    await store.sync();
     await store.close();
+    assert.equal((await stat(path)).size, before + 4096, 'the record went into the zeros');
+    const reopened = await openLog(dir);
+    assert.deepEqual(reopened.warnings, []);
+    assertEntries(await reopened.store.readAll(), entryRange(1, 6, 1));
+    await reopened.store.close();
   });
 });
 
@@ -417,6 +426,125 @@ test('after an I/O error the store refuses further calls with CHORUS_STORAGE_FAI
     // Reopening recovers what reached the file.
     const reopened = await openLog(dir);
     assertEntries(await reopened.store.readAll(), entryRange(1, 3, 1));
+    await reopened.store.close();
+  });
+});
+
+// ---- preallocation ----
+
+/** Where the records of a segment file end: the offset of its first zero length field. */
+function recordsEnd(bytes: Buffer): number {
+  let position = 0;
+  while (position + FRAME_HEADER_BYTES <= bytes.length && bytes.readUInt32LE(position) !== 0) position += FRAME_HEADER_BYTES + bytes.readUInt32LE(position);
+  return position;
+}
+
+test('preallocation: the last segment is kept ahead of its records with zeros, a chunk at a time', async () => {
+  await withTempDir(async (dir) => {
+    const options = { preallocateBytes: 4096 };
+    const { store } = await openLog(dir, options);
+    const path = join(dir, FIRST_SEGMENT);
+    await store.append(entryRange(1, 1, 1));
+    assert.equal((await stat(path)).size, recordsEnd(await readFile(path)) + 4096, 'a chunk after the first record');
+    let grewAt = 0;
+    for (let i = 2; i <= 200; i++) {
+      const sizeBefore = (await stat(path)).size;
+      await store.append([normalEntry(i, 1)]);
+      const bytes = await readFile(path);
+      const end = recordsEnd(bytes);
+      assert.ok(bytes.length - end >= 2048 - 200, `at least about half a chunk of zeros ahead (${bytes.length - end})`);
+      assert.ok(bytes.subarray(end).every((b) => b === 0), 'only zeros after the records');
+      if (bytes.length > sizeBefore) grewAt++;
+    }
+    assert.ok(grewAt >= 2 && grewAt < 30, `the file grew a chunk at a time, not per append (${grewAt} times)`);
+    await store.sync();
+    await store.close();
+    const reopened = await openLog(dir, options);
+    assert.deepEqual(reopened.warnings, []);
+    assertEntries(await reopened.store.readAll(), entryRange(1, 200, 1));
+    await reopened.store.append([normalEntry(201, 2)]);
+    await reopened.store.sync();
+    await reopened.store.close();
+    const again = await openLog(dir, options);
+    assertEntries(await again.store.readAll(), [...entryRange(1, 200, 1), normalEntry(201, 2)]);
+    await again.store.close();
+  });
+});
+
+test('preallocation: a segment that rolls over is cut to its last record; only the last segment has zeros', async () => {
+  await withTempDir(async (dir) => {
+    const options = { segmentBytesMax: 1024, preallocateBytes: 512 };
+    await writeLog(dir, entryRange(1, 120, 1), options, 2);
+    const names = await segmentNames(dir);
+    assert.ok(names.length >= 5, `several segments (${names.length})`);
+    for (const [i, name] of names.entries()) {
+      const bytes = await readFile(join(dir, name));
+      const end = recordsEnd(bytes);
+      if (i < names.length - 1) assert.equal(bytes.length, end, `${name} ends with its last record`);
+      else assert.ok(bytes.length > end && bytes.subarray(end).every((b) => b === 0), 'the last segment ends with zeros');
+      assert.ok(bytes.length <= 1024 + 512, `${name} is not allocated past the segment size`);
+    }
+    const { store, warnings } = await openLog(dir, options);
+    assert.deepEqual(warnings, []);
+    assertEntries(await store.readAll(), entryRange(1, 120, 1));
+    await store.close();
+  });
+});
+
+test('preallocation: a record torn inside the zeros is cut off with a warning', async () => {
+  await withTempDir(async (dir) => {
+    const options = { preallocateBytes: 4096 };
+    await writeLog(dir, entryRange(1, 5, 1), options);
+    const path = join(dir, FIRST_SEGMENT);
+    const bytes = await readFile(path);
+    const end = recordsEnd(bytes);
+    // The first half of a sixth record reached the disk, the rest of the chunk is still zeros.
+    const torn = frame(pack({ index: 6, term: 1, type: 'noop' }));
+    torn.copy(bytes, end, 0, Math.floor(torn.length / 2));
+    await writeFile(path, bytes);
+    const { store, warnings } = await openLog(dir, options);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, new RegExp(`torn record at byte offset ${end}`));
+    assertEntries(await store.readAll(), entryRange(1, 5, 1));
+    assert.equal((await stat(path)).size, end, 'cut at the torn record, zeros included');
+    await store.append([normalEntry(6, 2)]);
+    await store.sync();
+    await store.close();
+    const reopened = await openLog(dir, options);
+    assert.deepEqual(reopened.warnings, []);
+    assertEntries(await reopened.store.readAll(), [...entryRange(1, 5, 1), normalEntry(6, 2)]);
+    await reopened.store.close();
+  });
+});
+
+test('preallocation: a valid record after the zeros is corruption, not a tail', async () => {
+  await withTempDir(async (dir) => {
+    const options = { preallocateBytes: 4096 };
+    await writeLog(dir, entryRange(1, 3, 1), options);
+    const path = join(dir, FIRST_SEGMENT);
+    const bytes = await readFile(path);
+    const end = recordsEnd(bytes);
+    frame(pack({ index: 9, term: 1, type: 'noop' })).copy(bytes, end + 100);
+    await writeFile(path, bytes);
+    await expectCorrupt(dir, FIRST_SEGMENT, end, options);
+  });
+});
+
+test('preallocation: overwriting a suffix cuts the file there and preallocates again', async () => {
+  await withTempDir(async (dir) => {
+    const options = { preallocateBytes: 4096 };
+    await writeLog(dir, entryRange(1, 20, 1), options);
+    const { store } = await openLog(dir, options);
+    await store.append(entryRange(15, 16, 2)); // 15..20 of term 1 replaced by 15..16 of term 2
+    await store.sync();
+    const bytes = await readFile(join(dir, FIRST_SEGMENT));
+    const end = recordsEnd(bytes);
+    assert.equal(recordOffsets(bytes.subarray(0, end)).length, 16);
+    assert.ok(bytes.length > end && bytes.subarray(end).every((b) => b === 0), 'zeros again after the new records');
+    await store.close();
+    const reopened = await openLog(dir, options);
+    assert.deepEqual(reopened.warnings, []);
+    assertEntries(await reopened.store.readAll(), [...entryRange(1, 14, 1), ...entryRange(15, 16, 2)]);
     await reopened.store.close();
   });
 });
