@@ -45,7 +45,7 @@ test('the cluster id is derived from the initial members, whatever their order',
 test('resolveConfig fills defaults and refuses inconsistent settings', () => {
   const base = { id: 'n1', dataDir: '/tmp/x', listenClient: '127.0.0.1:8001', listenPeer: '127.0.0.1:7001', initialCluster: CLUSTER };
   const config = resolveConfig(base);
-  assert.equal(config.tickMs, 100);
+  assert.equal(config.tickMs, 50);
   assert.equal(config.electionTicks, 10);
   assert.equal(config.heartbeatTicks, 1);
   assert.equal(config.snapshotEntries, 10_000);
