@@ -2,7 +2,7 @@
 // primary with two replicas (one after the other, so that each has the machine to itself), drives
 // them with the same load generator and returns one report. Each row compares Chorus with one
 // peer: etcd for the consensus phases, Redis for the multi-master ones. With `endpoints` it
-// measures an existing Chorus cluster instead (the future `chorus bench --endpoints`): only the
+// measures an existing Chorus cluster instead (`chorus bench --endpoints`): only the
 // load phases, which need no process of its own.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

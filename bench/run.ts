@@ -1,12 +1,9 @@
 // `npm run bench [-- --quick]`: runs the benchmark of Chorus against etcd (consensus phases) and
 // Redis (multi-master phases), prints the table on stdout (progress goes to stderr) and saves
 // the report as JSON for bench/chart.ts.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatTable, runBench } from './index.ts';
-import { describePeers } from './report.ts';
+import { runBench } from './index.ts';
+import { saveAndPrint } from './output.ts';
 
 const USAGE = `usage: npm run bench -- [options]
 
@@ -23,8 +20,6 @@ const USAGE = `usage: npm run bench -- [options]
   --json <file>        where to save the report (default bench/results/latest-<mode>.json)
   -h, --help           this text
 `;
-
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 
 function main(): Promise<void> {
   let values;
@@ -70,19 +65,7 @@ function main(): Promise<void> {
     ...(values['no-redis'] ? { redis: false } : {}),
     keepData: values['keep-data'],
   }).then((report) => {
-    // A partial run must not replace the latest complete report (docs and chart come from it).
-    const name = only === undefined ? `latest-${report.mode}.json` : `partial-${report.mode}.json`;
-    const file = resolve(values.json ?? join(BENCH_DIR, 'results', name));
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    const header = `Chorus ${report.chorusRevision ?? ''} vs ${describePeers(report)} (${report.mode} mode, ${report.machine.cpus} cores, ${report.machine.memoryGiB} GiB, Node ${report.machine.node}, `
-      + `load average at start ${report.machine.loadAverage.join(' ')}), ${(report.durationMs / 1000).toFixed(0)} s`;
-    process.stdout.write(`\n${header}\n\n${formatTable(report)}\n\nreport saved to ${file}\n`);
-    const broken = report.rows.flatMap((row) => Object.values(row.results).filter((r) => r.status === 'failed'));
-    const lost = report.rows.some((row) => Object.values(row.results).some((r) => (r.lostWrites ?? 0) > 0));
-    if (lost) process.stderr.write('ACKNOWLEDGED WRITES WERE LOST (see the failover row)\n');
-    if (broken.length > 0) process.stderr.write(`${broken.length} phase(s) failed (see the table)\n`);
-    process.exitCode = lost || broken.length > 0 ? 1 : 0;
+    process.exitCode = saveAndPrint(report, { partial: only !== undefined || endpoints !== undefined, json: values.json });
   });
 }
 

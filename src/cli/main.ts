@@ -7,6 +7,8 @@ import {
   runMemberRemove, runPut, runReplication, runStatus, runSwitchover,
 } from './client-commands.ts';
 import type { ClientFlags, MemberAddFlags, WriteFlags } from './client-commands.ts';
+import { runBenchCommand } from './bench-command.ts';
+import type { BenchFlags } from './bench-command.ts';
 import { runDev } from './dev.ts';
 import { runRebuild, type RebuildFlags } from './rebuild.ts';
 import { registerObserveCommands } from './observe-commands.ts';
@@ -165,6 +167,21 @@ export function buildProgram(): Command {
   clientCommand(member, 'remove', 'remove a member (removing the leader first hands leadership over)')
     .argument('<id>')
     .action((id: string, flags: ClientFlags) => run(() => runMemberRemove(id, flags)));
+
+  program
+    .command('bench')
+    .description('measure throughput and latency with the load generator of npm run bench (docs/benchmarks.md). With --endpoints: a running cluster of yours (writes new keys named bench-NNNNNNNNNN with 100-byte values and reads them back; deletes nothing). Without: starts its own 3-member Chorus cluster and compares it with etcd 3.4 and Redis 7 side by side')
+    .option('--endpoints <urls>', 'comma-separated client URLs of the cluster to measure (only the load phases run: writes, commit=local, reads)')
+    .option('--quick', 'seconds instead of minutes (2 s per phase)')
+    .option('--only <ids>', 'run only these phases (comma-separated): write-1, write-16, write-64, write-256, write-local, read-linearizable, read-stale, memory, snapshot, failover, mm-write-64, mm-repair')
+    .option('--no-etcd', 'do not start etcd (without --endpoints)')
+    .option('--no-redis', 'do not start Redis (without --endpoints)')
+    .option('--keep-data', 'keep the temporary data directories and member logs (without --endpoints)')
+    .option('--json <file>', 'also save the report as JSON')
+    .option('--timeout-ms <ms>', 'deadline of one request', integer('--timeout-ms', 1))
+    .action((flags: BenchFlags) => run(async () => {
+      process.exitCode = await runBenchCommand(flags);
+    }));
 
   clientCommand(program, 'rebuild', 'rebuild a stopped member whose data is lost or damaged from its peers: remove it, move its data aside, add it back as a learner that bootstraps from a snapshot')
     .argument('<id>', 'the member to rebuild (stop it first)')
