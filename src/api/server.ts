@@ -14,6 +14,8 @@ import type { Logger } from '../node/logger.ts';
 import { canonicalStandbyNames, parseCommitLevel } from '../node/replication.ts';
 import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, rejectReservedKey, sendRecord, txnResultJson } from './codec.ts';
 import { errorResponse } from './errors.ts';
+import { prepareRead as prepareReadAt, readOptions } from './reads.ts';
+import type { ReadOptions } from './reads.ts';
 import { registerKeyspaceRoutes } from './keyspace-routes.ts';
 import { COMMIT_HEADER, Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
 import type { ForwardResponse } from './forward.ts';
@@ -91,27 +93,8 @@ function commitLevelOf(request: FastifyRequest): SynchronousCommit | undefined {
   return text === undefined ? undefined : parseCommitLevel(text);
 }
 
-type Consistency = 'linearizable' | 'lease' | 'stale';
-
-interface ReadOptions {
-  readonly consistency: Consistency;
-  readonly maxStalenessMs: number | undefined;
-  readonly minRevision: number | undefined;
-}
-
 function readOptionsOf(request: FastifyRequest): ReadOptions {
-  const given = queryString(request, 'consistency');
-  if (given !== undefined && given !== 'linearizable' && given !== 'lease' && given !== 'stale') {
-    throw new KvError('CHORUS_BAD_REQUEST', 'consistency must be linearizable, lease or stale');
-  }
-  const maxStalenessMs = queryInt(request, 'max_staleness_ms');
-  const minRevision = queryInt(request, 'min_revision');
-  const local = maxStalenessMs !== undefined || minRevision !== undefined;
-  if (local && given !== undefined && given !== 'stale') {
-    // Both bound what a member serves from its own state; a linearizable read needs neither.
-    throw new KvError('CHORUS_BAD_REQUEST', 'max_staleness_ms and min_revision go with consistency=stale (the default when they are given)');
-  }
-  return { consistency: given ?? (local ? 'stale' : 'linearizable'), maxStalenessMs, minRevision };
+  return readOptions(queryString(request, 'consistency'), queryInt(request, 'max_staleness_ms'), queryInt(request, 'min_revision'));
 }
 
 function listLimitOf(request: FastifyRequest): number {
@@ -278,20 +261,7 @@ export function createApiServer(service: MemberService, options: ApiOptions): Fa
   });
 
   /** Waits until this member may serve the read (see docs/replication.md for each level). */
-  const prepareRead = async (request: FastifyRequest): Promise<void> => {
-    const options = readOptionsOf(request);
-    if (options.consistency === 'linearizable') return service.readBarrier(deadlineOf(request), 'quorum');
-    if (options.consistency === 'lease') return service.readBarrier(deadlineOf(request), 'lease');
-    if (options.minRevision !== undefined) await service.waitForApplied(options.minRevision, deadlineOf(request));
-    if (options.maxStalenessMs !== undefined) {
-      const boundMs = service.stalenessBoundMs();
-      if (boundMs > options.maxStalenessMs) {
-        throw new ChorusError('CHORUS_TOO_STALE', Number.isFinite(boundMs)
-          ? `member ${service.id} can only show its state is at most ${Math.ceil(boundMs)} ms old, more than max_staleness_ms=${options.maxStalenessMs}; nothing was read, try another member or the leader`
-          : `member ${service.id} cannot show how stale its state is (no recent attested heartbeat from a leader that it has applied); nothing was read, try another member or the leader`);
-      }
-    }
-  };
+  const prepareRead = (request: FastifyRequest): Promise<void> => prepareReadAt(service, readOptionsOf(request), deadlineOf(request));
 
   app.get(`${KV_PATH_PREFIX}*`, async (request, reply) => {
     const key = rejectReservedKey(keyFromUrl(request.url, limits));

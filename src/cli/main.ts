@@ -68,6 +68,7 @@ export function buildProgram(): Command {
     .option('--initial-cluster <list>', 'the voters: n1=127.0.0.1:7001,n2=127.0.0.1:7002,...')
     .option('--cluster-id <id>', 'cluster id (default: derived from --initial-cluster)')
     .option('--advertise-client <host:port>', 'client address given to other members (default: the bound --listen-client)')
+    .option('--listen-binary <host:port>', 'also serve the binary client protocol here (put/get/del pipelined over TCP; docs/api.md); off by default')
     .option('--tick-ms <ms>', 'Raft tick (default 50; elections after 10-20 ticks without a leader)', integer('--tick-ms', 1))
     .option('--election-ticks <n>', 'election timeout in ticks (default 10)', integer('--election-ticks', 2))
     .option('--heartbeat-ticks <n>', 'heartbeat interval in ticks (default 1)', integer('--heartbeat-ticks', 1))

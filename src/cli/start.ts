@@ -15,7 +15,7 @@ export const EXIT_CONFIG = 2;
 export const EXIT_DATA = 3;
 
 const STRING_SETTINGS = [
-  'id', 'dataDir', 'listenClient', 'listenPeer', 'initialCluster', 'clusterId', 'advertiseClient', 'logLevel',
+  'id', 'dataDir', 'listenClient', 'listenPeer', 'initialCluster', 'clusterId', 'advertiseClient', 'listenBinary', 'logLevel',
   'synchronousCommit', 'synchronousStandbyNames', 'initialClusterState', 'alertWebhook',
 ] as const;
 const INT_SETTINGS = [

@@ -427,3 +427,6 @@ export class ChorusClient {
     throw lastError ?? new ChorusClientError('CHORUS_TIMEOUT', 0, 'the deadline passed before any endpoint answered', null);
   }
 }
+
+export { ChorusBinaryClient } from './binary.ts';
+export type { BinaryWriteResult, ChorusBinaryClientOptions } from './binary.ts';

@@ -38,6 +38,7 @@ import { NodeObserver } from '../observe/observer.ts';
 import { TcpTransport } from '../transport/tcp-transport.ts';
 import { registerObserveRoutes } from '../api/observe-routes.ts';
 import { createApiServer } from '../api/server.ts';
+import { BINARY_SERVER_DEFAULTS, BinaryServer } from '../api/binary-server.ts';
 import type { MemberService, ReadMode, ReplicationPatch, WriteAck, WriteOptions } from '../api/service.ts';
 import type { KeyspaceService } from '../api/keyspace-routes.ts';
 import type {
@@ -132,6 +133,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
   private readonly raft: Raft;
   private transport: TcpTransport | null = null;
   private api: FastifyInstance | null = null;
+  private binary: BinaryServer | null = null;
+  private boundBinary: HostPort | null = null;
   private boundClient: HostPort | null = null;
   private advertisedClient: string | null = null;
   private readonly onFatal: ((error: Error) => void) | undefined;
@@ -335,6 +338,16 @@ export class ChorusNode implements MemberService, KeyspaceService {
     if (address === null || typeof address === 'string') throw new ChorusError('CHORUS_INTERNAL', 'the HTTP server has no TCP address');
     this.boundClient = { host: address.address, port: address.port };
     this.advertisedClient = config.advertiseClient ?? defaultAdvertisedClient(this.boundClient, config.initialCluster.get(config.id));
+    if (config.listenBinary !== null) {
+      const binary = new BinaryServer(this, {
+        ...BINARY_SERVER_DEFAULTS,
+        requestTimeoutMs: config.requestTimeoutMs,
+        forwardsPendingMax: config.forwardsPendingMax,
+        logger: this.logger,
+      });
+      this.binary = binary;
+      this.boundBinary = await binary.listen(config.listenBinary.host, config.listenBinary.port);
+    }
 
     const peers = new Map<string, HostPort>();
     for (const [id, address] of config.initialCluster) if (id !== config.id) peers.set(id, address);
@@ -362,6 +375,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
     this.logger.info('member-started', {
       clusterId: config.clusterId,
       clientAddress: this.advertisedClient,
+      ...(this.boundBinary === null ? {} : { binaryAddress: formatHostPort(this.boundBinary) }),
       peerAddress: formatHostPort(config.listenPeer),
       term: status.term,
       commitIndex: status.commitIndex,
@@ -380,6 +394,11 @@ export class ChorusNode implements MemberService, KeyspaceService {
   get clientAddress(): string {
     if (this.boundClient === null) throw new ChorusError('CHORUS_INTERNAL', 'not started');
     return formatHostPort(this.boundClient);
+  }
+
+  /** The bound address of the binary client protocol, or null when it is off. */
+  get binaryAddress(): string | null {
+    return this.boundBinary === null ? null : formatHostPort(this.boundBinary);
   }
 
   get clientUrl(): string {
@@ -1559,11 +1578,13 @@ export class ChorusNode implements MemberService, KeyspaceService {
     const observerStopped = this.observer.stop();
     this.failWaiting(() => timeoutError('the member is stopping'), () => new ChorusError('CHORUS_STOPPING', 'the member is stopping'));
     const closeApi = this.api?.close().catch((error: unknown) => this.logger.warn('http-close-failed', { error }));
+    const closeBinary = this.binary?.close().catch((error: unknown) => this.logger.warn('binary-close-failed', { error }));
     await this.inflightDone.catch(() => undefined);
     await this.snapshotSaving.catch(() => undefined);
     this.mm.stop();
     await this.transport?.close();
     await closeApi;
+    await closeBinary;
     await observerStopped;
     if (!failed && this.unsavedHardState !== null) {
       try {

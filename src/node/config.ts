@@ -32,6 +32,8 @@ export interface ChorusNodeConfig {
   readonly clusterId?: string;
   /** The client address other members forward to. Default: the bound listenClient address. */
   readonly advertiseClient?: string;
+  /** Where the binary client protocol listens (docs/api.md); off when absent. */
+  readonly listenBinary?: string;
   /** One Raft tick (default 50 ms: with 10 election ticks a follower campaigns 0.5-1 s after the
    * leader's last heartbeat, which keeps a failover under 1.5 s; etcd's 100 ms heartbeat and 1 s
    * election timeout give 1-2 s). */
@@ -110,6 +112,7 @@ export interface ResolvedConfig {
   readonly initialCluster: ReadonlyMap<string, HostPort>;
   readonly clusterId: string;
   readonly advertiseClient: string | undefined;
+  readonly listenBinary: HostPort | null;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -210,6 +213,7 @@ export function resolveConfig(config: ChorusNodeConfig): ResolvedConfig {
   if (typeof config.listenClient !== 'string') throw invalid('listenClient is required');
   const listenClient = parseHostPort(config.listenClient, 'listenClient', true);
   if (config.advertiseClient !== undefined) parseHostPort(config.advertiseClient, 'advertiseClient');
+  const listenBinary = config.listenBinary === undefined ? null : parseHostPort(config.listenBinary, 'listenBinary', true);
   const state = config.initialClusterState ?? 'new';
   if (state !== 'new' && state !== 'existing') throw invalid(`initialClusterState must be new or existing, got ${JSON.stringify(state)}`);
   const join = config.join === true || state === 'existing';
@@ -253,6 +257,7 @@ export function resolveConfig(config: ChorusNodeConfig): ResolvedConfig {
     initialCluster,
     clusterId,
     advertiseClient: config.advertiseClient,
+    listenBinary,
     tickMs: intSetting(config.tickMs, 50, 'tickMs', 1),
     electionTicks,
     heartbeatTicks,
