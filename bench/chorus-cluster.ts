@@ -42,10 +42,12 @@ async function readyLeader(urls: readonly string[], running: (i: number) => bool
 export class ChorusProcessCluster extends OwnedCluster {
   readonly system = 'chorus' as const;
   readonly urls: readonly string[];
+  readonly binaryAddresses: readonly string[];
   private readonly ids: readonly string[];
   private readonly initialCluster: string;
   private readonly clientPorts: readonly number[];
   private readonly peerPorts: readonly number[];
+  private readonly binaryPorts: readonly number[];
 
   private constructor(
     dir: string,
@@ -59,7 +61,9 @@ export class ChorusProcessCluster extends OwnedCluster {
     this.ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
     this.clientPorts = ports.slice(0, size);
     this.peerPorts = ports.slice(size, 2 * size);
+    this.binaryPorts = ports.slice(2 * size, 3 * size);
     this.urls = this.clientPorts.map((port) => `http://${HOST}:${port}`);
+    this.binaryAddresses = this.binaryPorts.map((port) => `${HOST}:${port}`);
     this.initialCluster = this.ids.map((id, i) => `${id}=${HOST}:${this.peerPorts[i]}`).join(',');
   }
 
@@ -84,7 +88,7 @@ export class ChorusProcessCluster extends OwnedCluster {
     nodeArgs?: readonly string[];
   }): Promise<ChorusProcessCluster> {
     mkdirSync(options.dir, { recursive: true });
-    const ports = await freePorts(2 * options.size);
+    const ports = await freePorts(3 * options.size);
     const cluster = new ChorusProcessCluster(options.dir, ports, options.size, options.keepData, options.extraArgs ?? [], options.nodeArgs ?? []);
     cluster.start();
     return cluster;
@@ -99,6 +103,7 @@ export class ChorusProcessCluster extends OwnedCluster {
       '--data-dir', join(this.dir, id),
       '--listen-client', `${HOST}:${this.clientPorts[index]}`,
       '--listen-peer', `${HOST}:${this.peerPorts[index]}`,
+      '--listen-binary', `${HOST}:${this.binaryPorts[index]}`,
       '--initial-cluster', this.initialCluster,
       ...this.extraArgs,
     ];

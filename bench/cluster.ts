@@ -9,6 +9,8 @@ export interface BenchCluster {
   readonly system: SystemName;
   /** Client base URLs, one per member ("http://127.0.0.1:PORT"). */
   readonly urls: readonly string[];
+  /** Chorus: each member's binary protocol address (host:port), when it serves one. */
+  readonly binaryAddresses?: readonly string[];
   /** Whether the bench runs the members (kill, restart and memory need it). */
   readonly owned: boolean;
   /** The index in `urls` of the member that leads now; throws when none is known. */

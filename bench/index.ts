@@ -10,6 +10,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { binaryReadPhase, binaryWritePhase } from './binary-phases.ts';
 import { ChorusProcessCluster, ChorusRemoteCluster } from './chorus-cluster.ts';
 import type { BenchCluster } from './cluster.ts';
 import { ensureEtcd, EtcdProcessCluster } from './etcd-cluster.ts';
@@ -43,7 +44,8 @@ export interface BenchOptions {
   /** Progress lines (default: stderr). */
   readonly log?: (line: string) => void;
   /** Run only these phases (ids: write-1, write-16, write-64, write-256, write-local,
-   * read-linearizable, read-stale, memory, snapshot, failover, mm-write-64, mm-repair). */
+   * read-linearizable, read-stale, write-1-binary, write-64-binary, write-256-binary,
+   * read-linearizable-binary, memory, snapshot, failover, mm-write-64, mm-repair). */
   readonly only?: readonly string[];
   /** Overrides of the mode's settings (tests, experiments). */
   readonly settings?: Partial<BenchSettings>;
@@ -59,6 +61,9 @@ interface PhaseSpec {
   readonly needsOwned: boolean;
   /** Whether it needs the Chorus members' test fault hooks (--enable-test-faults). */
   readonly needsTestFaults?: boolean;
+  /** A Chorus-only variant of another row (the binary protocol): etcd's figure is that row's,
+   * measured once. */
+  readonly etcdFrom?: string;
   /** Chorus, and etcd in the rows whose peer is etcd. */
   readonly run: (run: SystemRun) => Promise<SystemResult>;
   /** Redis, in the rows whose peer is Redis (none: the row has no Redis figure). */
@@ -116,6 +121,30 @@ function phases(settings: BenchSettings): PhaseSpec[] {
       redis: redisResyncPhase,
     },
   );
+  // The same rows over Chorus's binary protocol, beside etcd's HTTP figures (etcd's own gRPC
+  // protocol is not what its HTTP gateway rows measure), after the HTTP reads.
+  const binaryRows: PhaseSpec[] = [];
+  for (const c of settings.writeConcurrencies.filter((n) => n === 1 || n === 64 || n === 256)) {
+    binaryRows.push({
+      id: `write-${c}-binary`,
+      label: `writes, ${c} client${c === 1 ? '' : 's'}, binary protocol`,
+      kind: 'throughput',
+      peer: 'etcd',
+      needsOwned: false,
+      etcdFrom: `write-${c}`,
+      run: (run) => binaryWritePhase(run, c),
+    });
+  }
+  binaryRows.push({
+    id: 'read-linearizable-binary',
+    label: `linearizable reads, ${settings.readConcurrency} clients, binary protocol`,
+    kind: 'throughput',
+    peer: 'etcd',
+    needsOwned: false,
+    etcdFrom: 'read-linearizable',
+    run: (run) => binaryReadPhase(run, false),
+  });
+  list.splice(list.findIndex((spec) => spec.id === 'read-stale') + 1, 0, ...binaryRows);
   return list;
 }
 
@@ -200,7 +229,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   if (unknown.length > 0) throw new Error(`unknown phase(s) ${unknown.join(', ')}; phases: ${all.map((spec) => spec.id).join(', ')}`);
   const specs = options.only === undefined || options.only.length === 0 ? all : all.filter((spec) => options.only!.includes(spec.id));
   const remote = options.endpoints !== undefined && options.endpoints.length > 0;
-  const etcdSpecs = specs.filter((spec) => spec.peer === 'etcd');
+  // etcd runs the selected rows, and the HTTP rows whose figures the binary rows show.
+  const etcdIds = new Set(specs.flatMap((spec) => (spec.peer !== 'etcd' ? [] : [spec.etcdFrom ?? spec.id])));
+  const etcdSpecs = all.filter((spec) => etcdIds.has(spec.id));
   const redisSpecs = specs.filter((spec) => spec.redis !== undefined);
   const wantEtcd = options.etcd ?? !remote;
   const wantRedis = options.redis ?? !remote;
@@ -283,7 +314,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   const rows: BenchRow[] = specs.map((spec) => {
     const results: Partial<Record<SystemName, SystemResult>> = {};
     for (const [system, map] of bySystem) {
-      const result = map.get(spec.id);
+      const result = map.get(system === 'etcd' ? (spec.etcdFrom ?? spec.id) : spec.id);
       if (result !== undefined) results[system] = result;
     }
     // A Redis row without Redis says why in the Redis column, rather than losing the column.

@@ -14,8 +14,10 @@ const USAGE = `usage: npm run bench -- [options]
   --no-etcd            do not run etcd
   --no-redis           do not run Redis (the multi-master rows' peer)
   --only <ids>         run only these phases (comma-separated): write-1, write-16, write-64,
-                       write-256, write-local, read-linearizable, read-stale, memory,
-                       snapshot, failover, mm-write-64, mm-repair
+                       write-256, write-local, read-linearizable, read-stale,
+                       write-1-binary, write-64-binary, write-256-binary,
+                       read-linearizable-binary, memory, snapshot, failover,
+                       mm-write-64, mm-repair
   --keep-data          keep the temporary data directories and member logs
   --json <file>        where to save the report (default bench/results/latest-<mode>.json)
   -h, --help           this text

@@ -174,7 +174,7 @@ export function buildProgram(): Command {
     .description('measure throughput and latency with the load generator of npm run bench (docs/benchmarks.md). With --endpoints: a running cluster of yours (writes new keys named bench-NNNNNNNNNN with 100-byte values and reads them back; deletes nothing). Without: starts its own 3-member Chorus cluster and compares it with etcd 3.4 and Redis 7 side by side')
     .option('--endpoints <urls>', 'comma-separated client URLs of the cluster to measure (only the load phases run: writes, commit=local, reads)')
     .option('--quick', 'seconds instead of minutes (2 s per phase)')
-    .option('--only <ids>', 'run only these phases (comma-separated): write-1, write-16, write-64, write-256, write-local, read-linearizable, read-stale, memory, snapshot, failover, mm-write-64, mm-repair')
+    .option('--only <ids>', 'run only these phases (comma-separated): write-1, write-16, write-64, write-256, write-local, read-linearizable, read-stale, write-1-binary, write-64-binary, write-256-binary, read-linearizable-binary (these need the members\' --listen-binary: not with --endpoints), memory, snapshot, failover, mm-write-64, mm-repair')
     .option('--no-etcd', 'do not start etcd (without --endpoints)')
     .option('--no-redis', 'do not start Redis (without --endpoints)')
     .option('--keep-data', 'keep the temporary data directories and member logs (without --endpoints)')

@@ -9,6 +9,9 @@ import net from 'node:net';
 import { encodeBinaryFrame, decodeBinaryPayload } from '../../src/api/binary-protocol.ts';
 import { ChorusBinaryClient, ChorusClient, ChorusClientError } from '../../src/client/index.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
+import { BinaryEndpoints } from '../../bench/binary-phases.ts';
+import { describeFailures, runLoad } from '../../bench/load.ts';
+import { benchKey, benchValue } from '../../bench/systems.ts';
 import { freePorts, HOST, startCluster, waitFor } from './helpers.ts';
 import type { TestCluster } from './helpers.ts';
 
@@ -144,6 +147,29 @@ test('binary protocol: bad requests get errors; unreadable or oversized frames c
   const client = new ChorusBinaryClient({ endpoint: address });
   t.after(() => client.close());
   assert.equal((await client.put('after', 'ok')).committed, true);
+});
+
+test('the bench\'s binary load target drives a cluster through runLoad: every write acknowledged, every read found', async (t) => {
+  const cluster = await binaryCluster(t);
+  const leader = await cluster.leader();
+  const addresses = [...cluster.nodes.values()].map((n) => n.binaryAddress!);
+  const leaderIndex = addresses.indexOf(leader.binaryAddress!);
+  const endpoints = new BinaryEndpoints(addresses, 1, 10_000);
+  t.after(() => endpoints.close());
+  const writes = await runLoad({
+    endpoints, concurrency: 16, requestsMax: 300,
+    request: (seq) => ({ endpoint: leaderIndex, op: 'put' as const, key: benchKey(seq), value: benchValue(seq) }),
+    accept: (answer) => answer.status === 200,
+  });
+  assert.equal(writes.succeeded, 300, describeFailures(writes.failures));
+  const reads = await runLoad({
+    endpoints, concurrency: 16, requestsMax: 300,
+    request: (seq) => ({ endpoint: seq % 3, op: 'get' as const, key: benchKey(seq) }),
+    accept: (answer) => answer.status === 200,
+  });
+  assert.equal(reads.succeeded, 300, describeFailures(reads.failures));
+  const missing = await endpoints.send({ endpoint: 0, op: 'get', key: 'bench-none' });
+  assert.deepEqual(missing, { status: 404, code: 'CHORUS_KEY_NOT_FOUND' });
 });
 
 test('binary client: an unreachable endpoint is CHORUS_UNAVAILABLE, a bad one is refused', async () => {
