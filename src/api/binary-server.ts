@@ -39,6 +39,8 @@ export const BINARY_SERVER_DEFAULTS = {
 /** Bytes of answers queued for a connection before it stops reading more requests (its client
  * is not reading). At most inflightPerConnectionMax answers are queued in any case. */
 const WRITE_BUFFER_BYTES_MAX = 8 * 1024 * 1024;
+/** How long a connection refused for connectionsMax may take to close after its answer. */
+const REJECTED_LINGER_MS = 5000;
 /** Besides the key and the value, a request frame holds a few dozen bytes of framing and options. */
 const FRAME_OVERHEAD_BYTES = 1024;
 
@@ -141,6 +143,10 @@ class Connection {
     if (this.closed) return;
     this.socket.end(encodeBinaryFrame([0, status, { code, message }]));
     this.closed = true;
+    // Read on (the decoder drops everything) so that the client's end is seen even if reading
+    // was paused for a limit; a client that never closes is dropped after a while.
+    this.socket.resume();
+    this.socket.setTimeout(REJECTED_LINGER_MS, () => this.socket.destroy());
   }
 }
 
@@ -182,6 +188,11 @@ export class BinaryServer {
     if (this.connections.size >= this.options.connectionsMax) {
       socket.on('error', () => undefined);
       socket.end(encodeBinaryFrame([0, 503, { code: 'CHORUS_BUSY', message: `${this.connections.size} binary connections are open (connectionsMax)` }]));
+      // Read (and drop) what the client sends until its end: a socket that is never read does
+      // not see the client go away, and would keep close() waiting for ever. A client that
+      // neither reads nor closes is dropped after a while.
+      socket.resume();
+      socket.setTimeout(REJECTED_LINGER_MS, () => socket.destroy());
       return;
     }
     this.connections.add(new Connection(this, socket, this.frameBytesMax));
