@@ -9,6 +9,7 @@ import type { Command } from '../kv/commands.ts';
 import { ChorusError, NotLeaderError } from '../node/errors.ts';
 import type { Logger } from '../node/logger.ts';
 import { parseCommitLevel } from '../node/replication.ts';
+import { TransportError } from '../transport/errors.ts';
 import { FrameDecoder } from '../transport/frame-decoder.ts';
 import { BinaryRequestError, decodeBinaryPayload, encodeBinaryFrame, parseBinaryRequest } from './binary-protocol.ts';
 import type { BinaryRequest } from './binary-protocol.ts';
@@ -31,14 +32,22 @@ export interface BinaryServerOptions {
 }
 
 export const BINARY_SERVER_DEFAULTS = {
-  connectionsMax: 1024,
+  // Each connection may hold one frame being received (up to valueBytesMax + keyBytesMax + 1 KiB)
+  // and its queued answers: with 1 MiB values, 256 connections bound that to a few hundred MiB.
+  connectionsMax: 256,
   inflightPerConnectionMax: 1024,
   forwardsPendingMax: 1024,
 } as const;
 
 /** Bytes of answers queued for a connection before it stops reading more requests (its client
- * is not reading). At most inflightPerConnectionMax answers are queued in any case. */
+ * is not reading them). */
 const WRITE_BUFFER_BYTES_MAX = 8 * 1024 * 1024;
+/** Past this many bytes of queued answers (or two of the largest answer, if more) the client is
+ * disconnected, as Redis does past its client output buffer limit: the requests already
+ * accepted would otherwise queue up to inflightPerConnectionMax answers of valueBytesMax each. */
+const WRITE_BUFFER_BYTES_HARD_MAX = 32 * 1024 * 1024;
+/** A connection with nothing in flight and no traffic for this long is closed. */
+const IDLE_MS = 5 * 60 * 1000;
 /** How long a connection refused for connectionsMax may take to close after its answer. */
 const REJECTED_LINGER_MS = 5000;
 /** Besides the key and the value, a request frame holds a few dozen bytes of framing and options. */
@@ -54,12 +63,18 @@ class Connection {
   constructor(private readonly server: BinaryServer, private readonly socket: net.Socket, frameBytesMax: number) {
     this.decoder = new FrameDecoder(frameBytesMax, (payload) => this.onFrame(payload));
     socket.setNoDelay(true);
+    socket.setTimeout(IDLE_MS, () => {
+      if (this.inflight === 0) socket.destroy();
+    });
     socket.on('data', (chunk: Buffer) => {
       try {
         this.decoder.push(chunk);
       } catch (error) {
-        // Only an oversized frame header gets here: the stream cannot be followed past it.
-        this.fail('CHORUS_REQUEST_TOO_LARGE', 413, error instanceof Error ? error.message : String(error));
+        // An oversized frame header (onFrame catches its own errors): the stream cannot be
+        // followed past it.
+        const tooLarge = error instanceof TransportError && error.code === 'CHORUS_FRAME_TOO_LARGE';
+        if (!tooLarge) server.options.logger.error('binary-read-failed', { error });
+        this.fail(tooLarge ? 'CHORUS_REQUEST_TOO_LARGE' : 'CHORUS_INTERNAL', tooLarge ? 413 : 500, error instanceof Error ? error.message : String(error));
       }
     });
     socket.on('drain', () => this.updateReading());
@@ -78,7 +93,7 @@ class Connection {
   private onFrame(payload: Uint8Array): void {
     let request: BinaryRequest;
     try {
-      request = parseBinaryRequest(decodeBinaryPayload(payload));
+      request = parseBinaryRequest(decodeBinaryPayload(payload), payload);
     } catch (error) {
       if (error instanceof BinaryRequestError && error.id !== 0) {
         this.respond(error.id, 400, { code: error.code, message: error.message });
@@ -122,6 +137,14 @@ class Connection {
       });
     }
     this.socket.write(encodeBinaryFrame([id, status, body]));
+    if (this.socket.writableLength > this.server.writeBufferBytesHardMax) {
+      this.server.options.logger.warn('binary-client-dropped', {
+        remote: this.socket.remoteAddress, queuedBytes: this.socket.writableLength,
+        reason: 'the client does not read its answers (output buffer limit)',
+      });
+      this.closed = true;
+      this.socket.destroy();
+    }
   }
 
   /** Reads while there is room for more requests and the client reads its answers. */
@@ -155,9 +178,13 @@ export class BinaryServer {
   private readonly connections = new Set<Connection>();
   private readonly forwarder: Forwarder;
   private readonly frameBytesMax: number;
+  readonly writeBufferBytesHardMax: number;
+  /** Connections refused for connectionsMax, until they close (close() destroys them). */
+  private readonly refused = new Set<net.Socket>();
 
   constructor(private readonly service: MemberService, readonly options: BinaryServerOptions) {
     this.frameBytesMax = service.limits.valueBytesMax + service.limits.keyBytesMax + FRAME_OVERHEAD_BYTES;
+    this.writeBufferBytesHardMax = Math.max(WRITE_BUFFER_BYTES_HARD_MAX, 2 * this.frameBytesMax);
     this.forwarder = new Forwarder({ pendingMax: options.forwardsPendingMax });
     this.server = net.createServer((socket) => this.accept(socket));
   }
@@ -176,6 +203,7 @@ export class BinaryServer {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.destroy();
+    for (const socket of this.refused) socket.destroy();
     this.forwarder.close();
     await closed;
   }
@@ -193,6 +221,8 @@ export class BinaryServer {
       // neither reads nor closes is dropped after a while.
       socket.resume();
       socket.setTimeout(REJECTED_LINGER_MS, () => socket.destroy());
+      this.refused.add(socket);
+      socket.once('close', () => this.refused.delete(socket));
       return;
     }
     this.connections.add(new Connection(this, socket, this.frameBytesMax));
@@ -218,7 +248,7 @@ export class BinaryServer {
       ack = await this.service.propose(command, deadlineMs, level === undefined ? {} : { level });
     } catch (error) {
       if (!(error instanceof NotLeaderError)) throw error;
-      return this.forward(request, error.leaderId, deadlineMs);
+      return this.forward(request, level, error.leaderId, deadlineMs);
     }
     if (!ack.committed) return [200, { revision: ack.revision, committed: false }];
     const result = ack.result;
@@ -227,7 +257,7 @@ export class BinaryServer {
   }
 
   /** A write on a follower: sent to the leader's HTTP API, its answer relayed. */
-  private async forward(request: BinaryRequest, leaderId: string | null, deadlineMs: number): Promise<[number, Record<string, unknown>]> {
+  private async forward(request: BinaryRequest, level: SynchronousCommit | undefined, leaderId: string | null, deadlineMs: number): Promise<[number, Record<string, unknown>]> {
     if (leaderId === null) throw new ChorusError('CHORUS_NO_LEADER', 'no leader is known; retry later');
     const address = this.service.leader().clientAddress;
     if (address === null) throw new ChorusError('CHORUS_NO_LEADER', `the client address of leader ${leaderId} is not known yet; retry later`);
@@ -238,7 +268,8 @@ export class BinaryServer {
       body: request.value === undefined ? undefined : Buffer.from(request.value.buffer, request.value.byteOffset, request.value.byteLength),
       hops: 1,
       timeoutMs: Math.max(1, deadlineMs - this.service.nowMs()),
-      ...(request.options.commit === undefined ? {} : { headers: { [COMMIT_HEADER]: request.options.commit } }),
+      // The level as parsed here (canonical), not the text as sent.
+      ...(level === undefined ? {} : { headers: { [COMMIT_HEADER]: level } }),
     });
     let body: unknown;
     try {

@@ -80,7 +80,15 @@ export class Forwarder {
       if (req.contentType !== undefined) headers['content-type'] = req.contentType;
       let delivered = false; // the request may have reached the leader
       let settled = false;
-      const outgoing = http.request({ host, port, method: req.method, path: req.url, headers, agent: this.agent });
+      let outgoing: http.ClientRequest;
+      try {
+        outgoing = http.request({ host, port, method: req.method, path: req.url, headers, agent: this.agent });
+      } catch (error) {
+        // Refused before anything was sent (e.g. a header with a forbidden character).
+        this.pending--;
+        reject(new ChorusError('CHORUS_BAD_REQUEST', `the request cannot be forwarded: ${error instanceof Error ? error.message : String(error)}`));
+        return;
+      }
       this.inflight.add(outgoing);
       const timer = setTimeout(() => outgoing.destroy(new Error('forward deadline passed')), Math.max(1, req.timeoutMs));
       const finish = (error: Error | null, response?: ForwardResponse): void => {
