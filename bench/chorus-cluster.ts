@@ -5,14 +5,17 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterView, Readiness } from '../src/api/types.ts';
 import { OwnedCluster } from './cluster.ts';
-import type { BenchCluster } from './cluster.ts';
-import { freePorts, requestJson, spawnLogged, waitFor } from './processes.ts';
+import type { BenchCluster, LearnerJoin } from './cluster.ts';
+import { sumSamples } from './prometheus.ts';
+import { freePorts, requestJson, spawnLogged, stopProcess, waitFor } from './processes.ts';
 import type { ManagedProcess } from './processes.ts';
 
 const HOST = '127.0.0.1';
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/chorus.js');
 /** A member is caught up when the leader's log is at most this many entries ahead of it. */
 const CAUGHT_UP_LAG_MAX = 1000;
+/** A learner bootstrapping a large state may take this long to catch up. */
+const LEARNER_TIMEOUT_MS = 600_000;
 
 async function clusterView(url: string): Promise<ClusterView> {
   const { status, doc } = await requestJson(`${url}/v1/cluster`);
@@ -130,6 +133,54 @@ export class ChorusProcessCluster extends OwnedCluster {
       return readyLeader(this.urls, (i) => this.isRunning(i));
     });
     return this.ids.indexOf(leaderId);
+  }
+
+  private learner: { readonly proc: ManagedProcess; readonly id: string } | null = null;
+
+  /** Adds member n<size+1> as a learner through POST /v1/members, then starts it with --join. */
+  async addLearner(): Promise<LearnerJoin> {
+    if (this.learner !== null) throw new Error('a learner is already running');
+    const id = `n${this.ids.length + 1}`;
+    const [clientPort, peerPort] = await freePorts(2);
+    const leaderUrl = this.urls[await this.leaderIndex()]!;
+    const { clusterId } = await clusterView(leaderUrl);
+    const peerAddress = `${HOST}:${peerPort}`;
+    const startedMs = performance.now();
+    const { status, doc } = await requestJson(`${leaderUrl}/v1/members`, { method: 'POST', body: { id, peerAddress, learner: true }, timeoutMs: 30_000 });
+    if (status !== 200) throw new Error(`POST /v1/members answered ${status}: ${JSON.stringify(doc)}`);
+    const target = (doc as { commitIndex: number }).commitIndex;
+    const args = [
+      ...this.nodeArgs, BIN, 'start', '--id', id, '--data-dir', join(this.dir, id),
+      '--listen-client', `${HOST}:${clientPort}`, '--listen-peer', peerAddress,
+      '--initial-cluster', `${this.initialCluster},${id}=${peerAddress}`, '--cluster-id', clusterId, '--join',
+    ];
+    const proc = spawnLogged(`chorus ${id}`, process.execPath, args, join(this.dir, `${id}.log`), this.dir);
+    this.learner = { proc, id };
+    const url = `http://${HOST}:${clientPort}`;
+    await waitFor(`learner ${id} to apply index ${target}`, LEARNER_TIMEOUT_MS, async () => {
+      if (!proc.isRunning()) throw new Error(`learner ${id} exited (log: ${join(this.dir, `${id}.log`)})`);
+      const { status: code, doc: local } = await requestJson(`${url}/v1/cluster?scope=local`);
+      return code === 200 && (local as ClusterView).self.appliedIndex >= target ? true : undefined;
+    }, 50);
+    const ms = performance.now() - startedMs;
+    const metrics = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return { ms, snapshotBytes: sumSamples(metrics, 'chorus_snapshot_installed_bytes_total') };
+  }
+
+  async removeLearner(): Promise<void> {
+    const learner = this.learner;
+    if (learner === null) return;
+    this.learner = null;
+    const leaderUrl = this.urls[await this.leaderIndex()]!;
+    const { status, doc } = await requestJson(`${leaderUrl}/v1/members/${learner.id}`, { method: 'DELETE', timeoutMs: 30_000 });
+    await stopProcess(learner.proc);
+    if (status !== 200) throw new Error(`DELETE /v1/members/${learner.id} answered ${status}: ${JSON.stringify(doc)}`);
+  }
+
+  override async stop(): Promise<void> {
+    if (this.learner !== null) await stopProcess(this.learner.proc);
+    this.learner = null;
+    await super.stop();
   }
 
   async caughtUp(index: number): Promise<boolean> {

@@ -11,6 +11,14 @@ export interface BenchCluster {
   readonly urls: readonly string[];
   /** Chorus: each member's binary protocol address (host:port), when it serves one. */
   readonly binaryAddresses?: readonly string[];
+  /**
+   * Adds a learner on empty data (its own process) and resolves once it has applied everything
+   * the leader had committed when it was added: how long that took, and how many bytes of
+   * snapshot it installed. Only for clusters the bench runs.
+   */
+  addLearner?(): Promise<LearnerJoin>;
+  /** Removes the learner added by addLearner and stops its process. */
+  removeLearner?(): Promise<void>;
   /** Whether the bench runs the members (kill, restart and memory need it). */
   readonly owned: boolean;
   /** The index in `urls` of the member that leads now; throws when none is known. */
@@ -30,6 +38,11 @@ export interface BenchCluster {
   stop(): Promise<void>;
   /** Where the data and logs are, for error messages. */
   readonly dir: string | null;
+}
+
+export interface LearnerJoin {
+  readonly ms: number;
+  readonly snapshotBytes: number;
 }
 
 /** Member processes of a cluster that the bench started under `dir`. */

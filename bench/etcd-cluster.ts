@@ -4,13 +4,16 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { OwnedCluster } from './cluster.ts';
+import type { LearnerJoin } from './cluster.ts';
 import { ensureDebianBinary } from './debian.ts';
 import type { BinaryAvailability } from './debian.ts';
-import { freePorts, requestJson, spawnLogged, waitFor } from './processes.ts';
+import { freePorts, requestJson, spawnLogged, stopProcess, waitFor } from './processes.ts';
 import type { ManagedProcess } from './processes.ts';
 
 const HOST = '127.0.0.1';
 const CAUGHT_UP_LAG_MAX = 1000;
+/** A learner bootstrapping a large state may take this long to catch up. */
+const LEARNER_TIMEOUT_MS = 600_000;
 
 export type EtcdAvailability = BinaryAvailability;
 
@@ -27,6 +30,7 @@ interface EtcdStatus {
   readonly header?: { readonly member_id?: string };
   readonly leader?: string;
   readonly raftIndex?: string;
+  readonly dbSize?: string;
 }
 
 async function memberStatus(url: string): Promise<EtcdStatus> {
@@ -111,6 +115,56 @@ export class EtcdProcessCluster extends OwnedCluster {
       if (leaders.size !== 1) return undefined;
       return this.leaderIndex();
     });
+  }
+
+  private learner: { readonly proc: ManagedProcess; readonly id: string } | null = null;
+
+  /** Adds member e<size+1> as a learner (POST /v3/cluster/member/add), then starts it on empty
+   * data with --initial-cluster-state existing. Its state arrives as etcd's snapshot (the bbolt
+   * file) once the leader's log no longer reaches back to index 1. */
+  async addLearner(): Promise<LearnerJoin> {
+    if (this.learner !== null) throw new Error('a learner is already running');
+    const name = `e${this.names.length + 1}`;
+    const [clientPort, peerPort] = await freePorts(2);
+    const leaderUrl = this.urls[await this.leaderIndex()]!;
+    const peer = `http://${HOST}:${peerPort}`;
+    const client = `http://${HOST}:${clientPort}`;
+    const startedMs = performance.now();
+    const { status, doc } = await requestJson(`${leaderUrl}/v3/cluster/member/add`, { method: 'POST', body: { peerURLs: [peer], isLearner: true }, timeoutMs: 30_000 });
+    const id = (doc as { member?: { ID?: string } } | null)?.member?.ID;
+    if (status !== 200 || id === undefined) throw new Error(`etcd member add answered ${status}: ${JSON.stringify(doc)}`);
+    const target = Number((await memberStatus(leaderUrl)).raftIndex);
+    const args = [
+      '--name', name, '--data-dir', join(this.dir, name),
+      '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `${this.initialCluster},${name}=${peer}`, '--initial-cluster-state', 'existing',
+      '--logger', 'zap', '--log-level', 'warn',
+    ];
+    const proc = spawnLogged(`etcd ${name}`, this.etcdPath, args, join(this.dir, `${name}.log`));
+    this.learner = { proc, id };
+    const dbSize = await waitFor(`etcd learner ${name} to reach raft index ${target}`, LEARNER_TIMEOUT_MS, async () => {
+      if (!proc.isRunning()) throw new Error(`etcd learner ${name} exited (log: ${join(this.dir, `${name}.log`)})`);
+      const own = await memberStatus(client).catch(() => null);
+      return own !== null && Number(own.raftIndex) >= target ? Number(own.dbSize ?? 0) : undefined;
+    }, 50);
+    return { ms: performance.now() - startedMs, snapshotBytes: dbSize };
+  }
+
+  async removeLearner(): Promise<void> {
+    const learner = this.learner;
+    if (learner === null) return;
+    this.learner = null;
+    const leaderUrl = this.urls[await this.leaderIndex()]!;
+    const { status, doc } = await requestJson(`${leaderUrl}/v3/cluster/member/remove`, { method: 'POST', body: { ID: learner.id }, timeoutMs: 30_000 });
+    await stopProcess(learner.proc);
+    if (status !== 200) throw new Error(`etcd member remove answered ${status}: ${JSON.stringify(doc)}`);
+  }
+
+  override async stop(): Promise<void> {
+    if (this.learner !== null) await stopProcess(this.learner.proc);
+    this.learner = null;
+    await super.stop();
   }
 
   async caughtUp(index: number): Promise<boolean> {

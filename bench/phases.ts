@@ -5,7 +5,8 @@ import { performance } from 'node:perf_hooks';
 import type { BenchCluster } from './cluster.ts';
 import { describeFailures, HttpEndpoints, runLoad, throughputPerS } from './load.ts';
 import type { HttpAnswer, LoadOptions, LoadResult } from './load.ts';
-import { requestJson, sleep, waitFor } from './processes.ts';
+import { sumSamples } from './prometheus.ts';
+import { sleep, waitFor } from './processes.ts';
 import type { SystemResult } from './report.ts';
 import { formatCount, formatMs } from './report.ts';
 import { LatencySamples } from './samples.ts';
@@ -274,15 +275,92 @@ export async function memoryPhase(run: SystemRun): Promise<SystemResult> {
 }
 
 /** Chorus has no way yet to add a member; etcd's is not driven without a Chorus counterpart. */
+/** The state a new learner receives in the snapshot phase: at least this many bytes of values. */
+const SNAPSHOT_STATE_BYTES = 512 * 1024 * 1024;
+const SNAPSHOT_VALUE_BYTES = 64 * 1024;
+/** Snapshot-phase keys, apart from the load's. */
+const SNAPSHOT_KEY_BASE = 8_000_000_000;
+/** Chorus: small writes made after the fill until the leader has taken a snapshot that holds it
+ * (a member snapshots every snapshotEntries, plus up to 25%). */
+const SNAPSHOT_NUDGE_WRITES_MAX = 30_000;
+
+function snapshotValue(n: number): Buffer {
+  // Distinct bytes per key, so that nothing along the way can deduplicate or compress them away.
+  const value = Buffer.allocUnsafe(SNAPSHOT_VALUE_BYTES);
+  for (let i = 0; i < value.length; i += 4) value.writeUInt32LE((Math.imul(n + 1, 2654435761) ^ Math.imul(i, 40503)) >>> 0, i);
+  return value;
+}
+
+/**
+ * Writes SNAPSHOT_STATE_BYTES of 64 KiB values (on top of what earlier phases wrote), then adds
+ * a learner on empty data and times it until it has applied everything committed when it was
+ * added: MB/s is the state it received (Chorus: the snapshot it installed; etcd: its bbolt file)
+ * over that time. The learner is removed afterwards.
+ */
 export async function snapshotPhase(run: SystemRun): Promise<SystemResult> {
   if (run.settings.quick) return { status: 'skipped', note: 'skipped in --quick' };
-  if (run.protocol.name === 'chorus') {
-    const leader = await run.cluster.leaderIndex();
-    const { status } = await requestJson(`${run.cluster.urls[leader]}/v1/cluster/members`, { method: 'POST', body: {} });
-    if (status === 404) return { status: 'na', note: 'n/a (needs membership API)' };
-    return { status: 'na', note: 'n/a (membership API found; bench/ does not drive it yet)' };
+  const { cluster, protocol } = run;
+  if (!cluster.owned || cluster.addLearner === undefined || cluster.removeLearner === undefined) {
+    return { status: 'skipped', note: 'skipped (the bench does not run these members)' };
   }
-  return { status: 'skipped', note: 'not run (no Chorus counterpart yet)' };
+  try {
+    const leader = await cluster.leaderIndex();
+    const writes = Math.ceil(SNAPSHOT_STATE_BYTES / SNAPSHOT_VALUE_BYTES);
+    const endpoints = new HttpEndpoints(cluster.urls, 16);
+    try {
+      let done = 0;
+      while (done < writes) {
+        const base = done;
+        const result = await runLoad({
+          endpoints, concurrency: 16, requestsMax: writes - done, requestTimeoutMs: run.settings.requestTimeoutMs, failurePauseMs: 100,
+          request: (seq) => protocol.put(leader, benchKey(SNAPSHOT_KEY_BASE + base + seq), snapshotValue(base + seq)),
+          accept: (answer) => protocol.putSucceeded(answer),
+        });
+        done += result.succeeded;
+        if (result.succeeded === 0) throw new Error(`the ${(SNAPSHOT_STATE_BYTES / 2 ** 20).toFixed(0)} MiB fill made no progress: ${describeFailures(result.failures)}`);
+      }
+      run.log(`  ${label(run)}: wrote ${writes.toLocaleString('en-US')} values of ${SNAPSHOT_VALUE_BYTES / 1024} KiB`);
+      if (protocol.name === 'chorus') await nudgeSnapshot(run, endpoints, leader);
+    } finally {
+      endpoints.close();
+    }
+    run.log(`  ${label(run)}: adding a learner ...`);
+    const join = await cluster.addLearner();
+    await cluster.removeLearner();
+    const megabytes = join.snapshotBytes / 1e6;
+    run.log(`  ${label(run)}: learner caught up in ${(join.ms / 1000).toFixed(2)} s, ${megabytes.toFixed(0)} MB of state`);
+    if (join.snapshotBytes < SNAPSHOT_STATE_BYTES / 2) {
+      return { status: 'failed', note: `failed: the learner received ${megabytes.toFixed(0)} MB, not the state (was it sent the log instead of a snapshot?)` };
+    }
+    return { status: 'ok', megabytesPerS: megabytes / (join.ms / 1000), exchangedBytes: join.snapshotBytes, convergenceMs: join.ms };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+/** Small writes until the Chorus leader has taken a snapshot since the fill, so that the one a
+ * learner gets holds the whole state (and not an older one plus the fill as log entries). */
+async function nudgeSnapshot(run: SystemRun, endpoints: HttpEndpoints, leader: number): Promise<void> {
+  const url = run.cluster.urls[leader]!;
+  const taken = async (): Promise<number> => sumSamples(await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text(), 'chorus_snapshots_taken_total');
+  const before = await taken();
+  let written = 0;
+  while (written < SNAPSHOT_NUDGE_WRITES_MAX) {
+    const base = run.nextKey;
+    const result = await runLoad({
+      endpoints, concurrency: 16, requestsMax: 1000, requestTimeoutMs: run.settings.requestTimeoutMs,
+      request: (seq) => run.protocol.put(leader, benchKey(base + seq), benchValue(base + seq)),
+      accept: (answer) => run.protocol.putSucceeded(answer),
+    });
+    run.nextKey = base + result.succeeded + result.failed;
+    written += result.succeeded + result.failed;
+    // Past the threshold the snapshot is taken on a worker thread: give it time to land.
+    const landed = written >= 5000
+      ? await waitFor('a snapshot', 2000, async () => ((await taken()) > before ? true : undefined)).catch(() => false)
+      : (await taken()) > before;
+    if (landed) return;
+  }
+  throw new Error(`no snapshot after ${written} writes`);
 }
 
 /** A kill after which no write succeeds for this long fails the phase. */

@@ -26,7 +26,7 @@ export interface SystemResult {
   readonly ackedWrites?: number;
   readonly lostWrites?: number;
   readonly unverifiedWrites?: number;
-  // snapshot
+  // snapshot (uses exchangedBytes for the state the learner received, convergenceMs for the time)
   readonly megabytesPerS?: number;
   // convergence (uses `keys` too): from the end of a partition until every member holds the
   // same records, and the bytes the members sent each other meanwhile
@@ -142,7 +142,7 @@ export function headline(row: BenchRow, r: SystemResult): string {
     case 'failover':
       return `lost ${formatCount(r.lostWrites ?? 0)} of ${formatCount(r.ackedWrites ?? 0)} acked${r.unverifiedWrites ? ` (${formatCount(r.unverifiedWrites)} unread)` : ''}`;
     case 'snapshot':
-      return `${(r.megabytesPerS ?? 0).toFixed(1)} MB/s`;
+      return `${(r.megabytesPerS ?? 0).toFixed(1)} MB/s${r.exchangedBytes === undefined ? '' : ` (${megabytes(r.exchangedBytes)} MB in ${formatMs(r.convergenceMs)})`}`;
     case 'convergence': {
       const keys = r.keys ?? 0;
       const bytes = r.exchangedBytes ?? 0;

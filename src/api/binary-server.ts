@@ -42,10 +42,12 @@ export const BINARY_SERVER_DEFAULTS = {
 /** Bytes of answers queued for a connection before it stops reading more requests (its client
  * is not reading them). */
 const WRITE_BUFFER_BYTES_MAX = 8 * 1024 * 1024;
-/** Past this many bytes of queued answers (or two of the largest answer, if more) the client is
- * disconnected, as Redis does past its client output buffer limit: the requests already
- * accepted would otherwise queue up to inflightPerConnectionMax answers of valueBytesMax each. */
+/** Past this many bytes of queued answers (or two of the largest answer, if more), a client that
+ * has not read them down to WRITE_BUFFER_BYTES_MAX within SLOW_CLIENT_GRACE_MS is disconnected,
+ * as Redis does past its client output buffer limits: the requests already accepted would
+ * otherwise queue up to inflightPerConnectionMax answers of valueBytesMax each for it. */
 const WRITE_BUFFER_BYTES_HARD_MAX = 32 * 1024 * 1024;
+const SLOW_CLIENT_GRACE_MS = 5000;
 /** A connection with nothing in flight and no traffic for this long is closed. */
 const IDLE_MS = 5 * 60 * 1000;
 /** How long a connection refused for connectionsMax may take to close after its answer. */
@@ -58,6 +60,8 @@ class Connection {
   private corked = false;
   private readPaused = false;
   private closed = false;
+  /** Set while more than writeBufferBytesHardMax of answers wait: the client's grace period. */
+  private slowTimer: NodeJS.Timeout | null = null;
   private readonly decoder: FrameDecoder;
 
   constructor(private readonly server: BinaryServer, private readonly socket: net.Socket, frameBytesMax: number) {
@@ -81,6 +85,7 @@ class Connection {
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       this.closed = true;
+      if (this.slowTimer !== null) clearTimeout(this.slowTimer);
       this.decoder.stop();
       server.forget(this);
     });
@@ -137,13 +142,19 @@ class Connection {
       });
     }
     this.socket.write(encodeBinaryFrame([id, status, body]));
-    if (this.socket.writableLength > this.server.writeBufferBytesHardMax) {
-      this.server.options.logger.warn('binary-client-dropped', {
-        remote: this.socket.remoteAddress, queuedBytes: this.socket.writableLength,
-        reason: 'the client does not read its answers (output buffer limit)',
-      });
-      this.closed = true;
-      this.socket.destroy();
+    if (this.socket.writableLength > this.server.writeBufferBytesHardMax && this.slowTimer === null) {
+      // A burst of large answers to a client that reads them drains in well under the grace
+      // period; one that does not read is dropped.
+      this.slowTimer = setTimeout(() => {
+        this.slowTimer = null;
+        if (this.closed || this.socket.writableLength <= WRITE_BUFFER_BYTES_MAX) return;
+        this.server.options.logger.warn('binary-client-dropped', {
+          remote: this.socket.remoteAddress, queuedBytes: this.socket.writableLength,
+          reason: 'the client does not read its answers (output buffer limit)',
+        });
+        this.closed = true;
+        this.socket.destroy();
+      }, SLOW_CLIENT_GRACE_MS);
     }
   }
 
