@@ -5,7 +5,7 @@
 import { ChorusBinaryClient, ChorusClientError } from '../src/client/index.ts';
 import { describeFailures, RequestFailure, runLoad } from './load.ts';
 import type { LoadResult, LoadTarget } from './load.ts';
-import { failed, loadResult } from './phases.ts';
+import { failed, loadResult, xorshift } from './phases.ts';
 import type { SystemRun } from './phases.ts';
 import type { SystemResult } from './report.ts';
 import { benchKey, benchValue } from './systems.ts';
@@ -111,15 +111,7 @@ export async function binaryReadPhase(run: SystemRun, stale: boolean): Promise<S
   const { acked } = run;
   try {
     const measure = async (durationMs: number): Promise<LoadResult> => {
-      let x = stale ? 4 : 3; // the same kind of fixed sequence as the HTTP reads (xorshift32)
-      const next = (): number => {
-        x ^= x << 13;
-        x >>>= 0;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        x >>>= 0;
-        return x;
-      };
+      const next = xorshift(stale ? 4 : 3); // the same kind of fixed sequence as the HTTP reads
       return runLoad({
         endpoints,
         concurrency,

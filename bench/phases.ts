@@ -106,7 +106,7 @@ export function failed(error: unknown): SystemResult {
 }
 
 /** A deterministic generator (xorshift32), so that both systems read in the same key order. */
-function xorshift(seed: number): () => number {
+export function xorshift(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;
