@@ -699,27 +699,38 @@ export class ChorusNode implements MemberService, KeyspaceService {
     for (const index of this.localWaits) {
       if (index > persisted) continue;
       const term = this.raft.log.term(index);
-      let kept: PendingProposal | null = null;
-      let tail: PendingProposal | null = null;
-      let localLeft = false;
-      for (let p = this.proposals.get(index) ?? null; p !== null; ) {
-        const next: PendingProposal | null = p.next;
-        if (p.level === 'local' && p.term === term) {
-          this.proposalsPending--;
-          p.resolve({ committed: false, revision: index });
-        } else {
-          if (p.level === 'local') localLeft = true;
-          p.next = null;
-          if (tail === null) kept = p;
-          else tail.next = p;
-          tail = p;
-        }
-        p = next;
-      }
-      if (kept === null) this.proposals.delete(index);
-      else this.proposals.set(index, kept);
-      if (!localLeft) this.localWaits.delete(index);
+      let left = this.settleProposals(index, (p) => {
+        if (p.level !== 'local' || p.term !== term) return false;
+        p.resolve({ committed: false, revision: index });
+        return true;
+      });
+      while (left !== null && left.level !== 'local') left = left.next;
+      if (left === null) this.localWaits.delete(index);
     }
+  }
+
+  /**
+   * Settles the proposals waiting at `index` that `settle` takes (it resolves or rejects one and
+   * returns true), keeping the others in their order; returns the ones left (null: none).
+   */
+  private settleProposals(index: number, settle: (p: PendingProposal) => boolean): PendingProposal | null {
+    let kept: PendingProposal | null = null;
+    let tail: PendingProposal | null = null;
+    for (let p = this.proposals.get(index) ?? null; p !== null; ) {
+      const next: PendingProposal | null = p.next;
+      if (settle(p)) {
+        this.proposalsPending--;
+      } else {
+        p.next = null;
+        if (tail === null) kept = p;
+        else tail.next = p;
+        tail = p;
+      }
+      p = next;
+    }
+    if (kept === null) this.proposals.delete(index);
+    else this.proposals.set(index, kept);
+    return kept;
   }
 
   /** Reacts to replicated settings: the standby set, eager apply reports, transport peers. */
@@ -829,24 +840,12 @@ export class ChorusNode implements MemberService, KeyspaceService {
 
   private expireRequests(now: number): void {
     if (this.proposalsPending > 0) {
-      for (const [index, head] of this.proposals) {
-        let kept: PendingProposal | null = null;
-        let tail: PendingProposal | null = null;
-        for (let p: PendingProposal | null = head; p !== null; ) {
-          const next: PendingProposal | null = p.next;
-          if (p.deadlineMs <= now) {
-            this.proposalsPending--;
-            p.reject(timeoutError(`the write at index ${index} did not commit in time`));
-          } else {
-            p.next = null;
-            if (tail === null) kept = p;
-            else tail.next = p;
-            tail = p;
-          }
-          p = next;
-        }
-        if (kept === null) this.proposals.delete(index);
-        else if (kept !== head) this.proposals.set(index, kept);
+      for (const index of this.proposals.keys()) {
+        this.settleProposals(index, (p) => {
+          if (p.deadlineMs > now) return false;
+          p.reject(timeoutError(`the write at index ${index} did not commit in time`));
+          return true;
+        });
       }
     }
     if (this.readsPending > 0) {
