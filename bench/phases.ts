@@ -5,7 +5,6 @@ import { performance } from 'node:perf_hooks';
 import type { BenchCluster } from './cluster.ts';
 import { describeFailures, HttpEndpoints, runLoad, throughputPerS } from './load.ts';
 import type { HttpAnswer, LoadOptions, LoadResult } from './load.ts';
-import { sumSamples } from './prometheus.ts';
 import { sleep, waitFor } from './processes.ts';
 import type { SystemResult } from './report.ts';
 import { formatCount, formatMs } from './report.ts';
@@ -280,9 +279,6 @@ const SNAPSHOT_STATE_BYTES = 512 * 1024 * 1024;
 const SNAPSHOT_VALUE_BYTES = 64 * 1024;
 /** Snapshot-phase keys, apart from the load's. */
 const SNAPSHOT_KEY_BASE = 8_000_000_000;
-/** Chorus: small writes made after the fill until the leader has taken a snapshot that holds it
- * (a member snapshots every snapshotEntries, plus up to 25%). */
-const SNAPSHOT_NUDGE_WRITES_MAX = 30_000;
 
 function snapshotValue(n: number): Buffer {
   // Distinct bytes per key, so that nothing along the way can deduplicate or compress them away.
@@ -294,8 +290,8 @@ function snapshotValue(n: number): Buffer {
 /**
  * Writes SNAPSHOT_STATE_BYTES of 64 KiB values (on top of what earlier phases wrote), then adds
  * a learner on empty data and times it until it has applied everything committed when it was
- * added: MB/s is the state it received (Chorus: the snapshot it installed; etcd: its bbolt file)
- * over that time. The learner is removed afterwards.
+ * added: MB/s is the state it received (Chorus: the image of its state the leader makes for it;
+ * etcd: its bbolt file) over that time. The learner is removed afterwards.
  */
 export async function snapshotPhase(run: SystemRun): Promise<SystemResult> {
   if (run.settings.quick) return { status: 'skipped', note: 'skipped in --quick' };
@@ -320,7 +316,6 @@ export async function snapshotPhase(run: SystemRun): Promise<SystemResult> {
         if (result.succeeded === 0) throw new Error(`the ${(SNAPSHOT_STATE_BYTES / 2 ** 20).toFixed(0)} MiB fill made no progress: ${describeFailures(result.failures)}`);
       }
       run.log(`  ${label(run)}: wrote ${writes.toLocaleString('en-US')} values of ${SNAPSHOT_VALUE_BYTES / 1024} KiB`);
-      if (protocol.name === 'chorus') await nudgeSnapshot(run, endpoints, leader);
     } finally {
       endpoints.close();
     }
@@ -338,30 +333,6 @@ export async function snapshotPhase(run: SystemRun): Promise<SystemResult> {
   }
 }
 
-/** Small writes until the Chorus leader has taken a snapshot since the fill, so that the one a
- * learner gets holds the whole state (and not an older one plus the fill as log entries). */
-async function nudgeSnapshot(run: SystemRun, endpoints: HttpEndpoints, leader: number): Promise<void> {
-  const url = run.cluster.urls[leader]!;
-  const taken = async (): Promise<number> => sumSamples(await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text(), 'chorus_snapshots_taken_total');
-  const before = await taken();
-  let written = 0;
-  while (written < SNAPSHOT_NUDGE_WRITES_MAX) {
-    const base = run.nextKey;
-    const result = await runLoad({
-      endpoints, concurrency: 16, requestsMax: 1000, requestTimeoutMs: run.settings.requestTimeoutMs,
-      request: (seq) => run.protocol.put(leader, benchKey(base + seq), benchValue(base + seq)),
-      accept: (answer) => run.protocol.putSucceeded(answer),
-    });
-    run.nextKey = base + result.succeeded + result.failed;
-    written += result.succeeded + result.failed;
-    // Past the threshold the snapshot is taken on a worker thread: give it time to land.
-    const landed = written >= 5000
-      ? await waitFor('a snapshot', 2000, async () => ((await taken()) > before ? true : undefined)).catch(() => false)
-      : (await taken()) > before;
-    if (landed) return;
-  }
-  throw new Error(`no snapshot after ${written} writes`);
-}
 
 /** A kill after which no write succeeds for this long fails the phase. */
 const RECOVERY_TIMEOUT_MS = 60_000;

@@ -74,6 +74,11 @@ export interface SimConfig {
   readonly assumedDelayMsMax: number;
   /** wal_keep in entries: log kept behind the snapshot for lagging followers (0: none). */
   readonly walKeepEntries: number;
+  /** As the real member: compaction keeps no image in the core (the state machine is durable on
+   * its own), and an image is made only when a leader asks for one (snapshotWanted()). */
+  readonly imagesOnDemand: boolean;
+  /** How long making an image takes, in ticks, at most (the real member's worker thread). */
+  readonly imageDelayTicksMax: number;
 }
 
 export type ReadKind = 'quorum' | 'lease' | 'stale' | 'bounded' | 'min_revision';
@@ -148,6 +153,8 @@ class SimNode {
   lastRole: Role = 'follower';
   lastTerm = 0;
   checkedCommit = 0;
+  /** An image is being made for the core (imagesOnDemand). */
+  imaging = false;
   /** Accepted proposals awaiting apply: index -> op id. */
   proposals = new Map<number, string>();
   /** Reads awaiting a read index, and reads awaiting apply. */
@@ -285,7 +292,7 @@ export class Simulation {
       {
         initialConfig: this.config.initialConfig,
         hardState: image.hardState,
-        snapshot: image.snapshot,
+        ...(this.config.imagesOnDemand ? { snapshotMeta: image.snapshot?.meta ?? null } : { snapshot: image.snapshot }),
         entries: image.entries,
       },
     );
@@ -295,6 +302,7 @@ export class Simulation {
     node.lastTerm = node.raft.currentTerm();
     node.checkedCommit = Math.min(node.checkedCommit, node.raft.log.committed);
     node.inflight = null;
+    node.imaging = false;
     node.bootTimeMs = this.nowMs;
     node.freshness = [];
     node.awaitingStandbys = [];
@@ -317,6 +325,7 @@ export class Simulation {
   private afterInput(node: SimNode): void {
     this.observeRole(node);
     this.pump(node);
+    this.maybeMakeImage(node);
     this.checkCommits(node);
     this.ackWrites(node);
   }
@@ -440,6 +449,29 @@ export class Simulation {
     this.maybeCompact(node);
   }
 
+  /** imagesOnDemand: a leader wants an image; it is ready some ticks later (taken then). */
+  private maybeMakeImage(node: SimNode): void {
+    if (!this.config.imagesOnDemand || node.imaging || !node.raft.snapshotWanted()) return;
+    node.imaging = true;
+    const epoch = node.epoch;
+    const delayMs = node.prng.range(0, this.config.imageDelayTicksMax) * this.config.tickMs;
+    const finish = (): void => {
+      if (node.epoch !== epoch || !node.up) return;
+      if (node.paused) {
+        this.schedule(this.config.tickMs, finish);
+        return;
+      }
+      node.imaging = false;
+      const raft = node.raft;
+      // Between readies the state machine has applied exactly what the core has.
+      if (node.sm.applied !== raft.log.applied || !raft.snapshotWanted()) return;
+      raft.offerSnapshot(node.sm.applied, node.sm.snapshot());
+      this.trace(`${node.id} image at ${node.sm.applied}`);
+      this.afterInput(node);
+    };
+    this.schedule(delayMs, finish);
+  }
+
   private applyEntry(node: SimNode, entry: Entry): void {
     const outcome = node.sm.apply(entry);
     // State machine safety: every member applies the same command at each index.
@@ -508,7 +540,7 @@ export class Simulation {
     }
     // The snapshot is durable before the log prefix goes (the real driver does the same).
     node.disk.writeDurable([{ kind: 'snapshot', snapshot: { meta, data }, keepLog: true, retainFromIndex }]);
-    raft.compact(applied, data, retainFromIndex);
+    raft.compact(applied, this.config.imagesOnDemand ? null : data, retainFromIndex);
     this.stats.snapshotsTaken++;
     this.trace(`${node.id} compact to ${applied}`);
   }

@@ -77,6 +77,8 @@ export function configForSeed(seed: number): SimConfig {
     // Members bound staleness assuming this one-way delay; the network never exceeds it.
     assumedDelayMsMax: longDelayRate > 0 ? longDelayMsMax : delayMsMax,
     walKeepEntries: p.pick([0, 0, 16, 100]),
+    imagesOnDemand: p.chance(0.5),
+    imageDelayTicksMax: p.pick([0, 3, 20]),
   };
 }
 

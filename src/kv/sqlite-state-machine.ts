@@ -706,6 +706,37 @@ export class SqliteStateMachine {
   }
 
   /**
+   * Makes every entry applied so far durable, and resolves with the applied index this covers
+   * (appliedIndex() at the call). With synchronous=NORMAL a commit is only written to the WAL
+   * file; this fsyncs the WAL file, then the database file, on libuv's threads, while applying
+   * goes on. Both suffice: an applied transaction is either still in the WAL, or SQLite
+   * checkpointed it into the database file, and SQLite rewrites the WAL from its start only
+   * after a complete checkpoint, which it fsyncs itself (synchronous=NORMAL). The driver may then
+   * drop the log up to that index: replay never needs it again.
+   */
+  async syncDurable(): Promise<number> {
+    this.#assertOpen();
+    const applied = this.#applied;
+    if (this.#file === null) return applied;
+    for (const file of [`${this.#file}-wal`, this.#file]) {
+      let handle: fs.promises.FileHandle;
+      try {
+        handle = await fs.promises.open(file, 'r');
+      } catch (error) {
+        // No WAL file: nothing was written since the last connection closed (and checkpointed).
+        if (file !== this.#file && (error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw error;
+      }
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    return applied;
+  }
+
+  /**
    * The whole state as a database image, like snapshot(), without blocking the event loop: a
    * worker thread opens its own read-only connection and serializes one consistent read
    * transaction (WAL mode lets applyBatch() go on meanwhile). The image covers the index it

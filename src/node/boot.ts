@@ -22,12 +22,24 @@ export interface OpenedStorage {
   readonly snapshotStore: FileSnapshotStore;
   readonly stateMachine: SqliteStateMachine;
   readonly hardState: HardState | null;
+  /** The latest snapshot; its data is empty (isPositionOnly) when only its position was saved. */
   readonly snapshot: Snapshot | null;
   /** The log after the snapshot, contiguous, as the core expects it. */
   readonly entries: Entry[];
 }
 
 const IDENTITY_FILE = 'member.json';
+
+/**
+ * The data of a snapshot saved by log compaction: no image, only the position (index, term,
+ * membership), because the state database holds the state itself, durably, at or past it. A
+ * received snapshot keeps its image until the next compaction (a crash mid-restore needs it).
+ */
+export const POSITION_ONLY: Uint8Array = new Uint8Array(0);
+
+export function isPositionOnly(snapshot: Snapshot): boolean {
+  return snapshot.data.byteLength === 0;
+}
 
 /** Writes member.json on first use; afterwards the id and cluster id must match it. */
 async function checkIdentity(dataDir: string, id: string, clusterId: string): Promise<void> {
@@ -143,7 +155,14 @@ export async function openStorage(options: {
     }
     stateMachine = SqliteStateMachine.open(join(dataDir, 'state.db'), { limits: options.limits });
     const applied = stateMachine.appliedIndex();
-    if (snapshot !== null && applied < snapshot.meta.index) {
+    if (snapshot !== null && applied < snapshot.meta.index && isPositionOnly(snapshot)) {
+      // Compaction fsynced the state database before it saved the position: only a lying fsync
+      // or changed files get here. The entries in between are gone from the log.
+      throw new ChorusError(
+        'CHORUS_RECOVERY_FAILED',
+        `the state database (applied index ${applied}) is behind the compacted log (snapshot at ${snapshot.meta.index}): its files were changed or lost writes; rebuild this member (chorus rebuild)`,
+      );
+    } else if (snapshot !== null && applied < snapshot.meta.index) {
       // The log before the snapshot is gone: the state can only come from the snapshot.
       storageLog.info('state-restore-from-snapshot', { appliedIndex: applied, snapshotIndex: snapshot.meta.index });
       stateMachine.restore(snapshot.data);

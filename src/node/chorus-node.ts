@@ -44,7 +44,7 @@ import type { KeyspaceService } from '../api/keyspace-routes.ts';
 import type {
   ClusterMember, ClusterView, MemberChangeJson, MemberRole, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults,
 } from '../api/types.ts';
-import { openStorage } from './boot.ts';
+import { isPositionOnly, openStorage, POSITION_ONLY } from './boot.ts';
 import type { OpenedStorage } from './boot.ts';
 import { formatHostPort, parseHostPort, resolveConfig } from './config.ts';
 import type { ChorusNodeConfig, HostPort, ResolvedConfig } from './config.ts';
@@ -60,6 +60,8 @@ import type { Logger } from './logger.ts';
  * changes are saved before any message of their ready leaves. Saving every commit would add two
  * fsyncs (file and directory) to every ready on the leader. */
 const COMMIT_SAVE_INTERVAL_MS = 1000;
+/** After an image of the state failed (the worker died, say), the next attempt waits this long. */
+const IMAGE_RETRY_MS = 1000;
 /** /readyz: a member is caught up when it has applied all but this many committed entries. */
 const READY_APPLY_LAG_MAX = 100;
 /** A member whose applied index has not moved for this many election timeouts while behind is
@@ -162,7 +164,13 @@ export class ChorusNode implements MemberService, KeyspaceService {
    * snapshot store's last (kept) file is the newer one. */
   private snapshotSaving: Promise<void> = Promise.resolve();
   /** raft.compact() deferred until no ready is in flight. */
-  private deferredCompact: { index: number; data: Uint8Array; retainFromIndex: number } | null = null;
+  private deferredCompact: { index: number; retainFromIndex: number } | null = null;
+  /** An image of the state is being made for a follower (raft.snapshotWanted()). */
+  private imaging = false;
+  /** Settles when the image being made was handed to the core (or given up). */
+  private imageMaking: Promise<void> = Promise.resolve();
+  /** After a failed image, no new attempt before this time (performance.now() ms). */
+  private imageRetryAtMs = 0;
   /** Applied entries past the last snapshot that start the next one (0: to be drawn). */
   private snapshotThresholdEntries = 0;
   /** After a failed snapshot, no new attempt before this applied index. */
@@ -262,7 +270,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
         // snapshot or log, and never campaigns before.
         initialConfig: config.join ? { voters: [], learners: [] } : { voters: [...config.initialCluster.keys()], learners: [] },
         hardState: storage.hardState,
-        snapshot: storage.snapshot,
+        // A compaction's snapshot has no image: images are made when a follower needs one.
+        ...(storage.snapshot !== null && isPositionOnly(storage.snapshot) ? { snapshotMeta: storage.snapshot.meta } : { snapshot: storage.snapshot }),
         entries: storage.entries,
       },
     );
@@ -482,12 +491,13 @@ export class ChorusNode implements MemberService, KeyspaceService {
       if (this.state === 'running') this.startReads();
       // Acknowledgements from followers arrive between readies: the standby set may be met now.
       if (this.standbyWaits.length > 0) this.checkStandbyWaits();
+      this.maybeMakeImage();
       if (this.inflight !== null) return;
       this.observe();
       if (this.deferredCompact !== null) {
-        const { index, data, retainFromIndex } = this.deferredCompact;
+        const { index, retainFromIndex } = this.deferredCompact;
         this.deferredCompact = null;
-        this.raft.compact(index, data, retainFromIndex);
+        this.raft.compact(index, null, retainFromIndex);
       }
       if (this.state !== 'running' || !this.raft.hasReady()) return;
       ready = this.raft.ready();
@@ -530,6 +540,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
     const snapshot = ready.snapshot;
     if (snapshot !== null) {
       await this.snapshotSaving;
+      await this.imageMaking; // restore() replaces the file an image may still be read from
       await snapshotStore.save(snapshot);
       if (ready.logAfterSnapshot === 'keep') await logStore.compact(snapshot.meta.index);
       else await logStore.reset(snapshot.meta.index + 1);
@@ -881,46 +892,40 @@ export class ChorusNode implements MemberService, KeyspaceService {
 
   // ------------------------------------------------------------------ snapshots
 
+  /**
+   * Log compaction, the way etcd does it: SQLite keeps the applied state durably once its files
+   * are fsynced, so the log below the applied index can go without copying the state anywhere.
+   * Only the snapshot's position (index, term, membership) is saved, with no image; an image is
+   * made only when a follower needs one (maybeMakeImage). Before, every member serialized and
+   * wrote its whole state every snapshotEntries entries: with 100 MB of state, half of its time.
+   */
   private maybeSnapshot(): void {
     if (this.snapshotting || this.state !== 'running') return;
     const log = this.raft.log;
     const applied = log.applied;
-    // Drawn per member and again after every attempt: members apply the same entries, and with
-    // one fixed threshold they would all snapshot at once, each of them slower to answer.
+    // Drawn per member and again after every compaction: members apply the same entries, and
+    // with one fixed threshold they would all fsync and compact at once.
     if (this.snapshotThresholdEntries === 0) {
       const entries = this.config.snapshotEntries;
       this.snapshotThresholdEntries = entries + randomInt(Math.floor(entries / 4) + 1);
     }
-    // A snapshot saved but not yet handed to the core (deferredCompact) counts already, or a
-    // second full snapshot would follow a few entries later.
+    // A compaction done but not yet handed to the core (deferredCompact) counts already.
     const snapshotIndex = Math.max(log.snapshotIndex(), this.deferredCompact?.index ?? 0);
-    if (applied - snapshotIndex <= this.snapshotThresholdEntries || applied < this.snapshotRetryFromIndex) return;
+    if (applied - snapshotIndex <= this.snapshotThresholdEntries) return;
     // At boot SQLite may be ahead of the core (replayed entries are skipped): wait until the two
-    // agree, so that the image cannot cover entries the core has not applied.
+    // agree, so that the position saved is one the core has applied.
     if (this.storage.stateMachine.appliedIndex() !== applied) return;
     const startedMs = performance.now();
     this.snapshotting = true;
     this.snapshotSaving = (async () => {
       try {
-        // Taken on a worker thread while this one goes on applying: the image covers the index
-        // it reports, at or above `applied`, and everything below is decided from that index.
-        const image = await this.storage.stateMachine.snapshotAsync().catch((error: unknown) => {
-          // Not fatal: the log only grows until the next attempt, a threshold later.
-          this.snapshotRetryFromIndex = log.applied + this.config.snapshotEntries;
-          this.logger.warn('snapshot-failed', { error, retryFromIndex: this.snapshotRetryFromIndex });
-          return null;
-        });
-        if (image === null) return;
-        const imageMs = performance.now() - startedMs;
-        const { index, data } = image;
+        // Durable from here: the state at `index` no longer needs the log below it.
+        const index = await this.storage.stateMachine.syncDurable();
         const term = log.term(index);
         const covered = Math.max(log.snapshotIndex(), this.deferredCompact?.index ?? 0);
-        // Meanwhile a snapshot from the leader may have replaced the log below the image, or the
-        // member may have begun to stop: the image is of no use then.
-        if (this.state !== 'running' || term === undefined || index <= covered || index > log.applied) {
-          this.logger.info('snapshot-discarded', { snapshotIndex: index, logSnapshotIndex: covered, state: this.state });
-          return;
-        }
+        // Meanwhile a snapshot from the leader may have replaced the log below it, or the member
+        // may have begun to stop: nothing to do then.
+        if (this.state !== 'running' || term === undefined || index <= covered) return;
         const meta = { index, term, config: log.configAt(index) };
         // wal_keep: entries that followers up to walKeepEntries behind still need stay in the log.
         // A follower at `match` needs the entries after it and the one at it (the append's prevTerm).
@@ -930,22 +935,57 @@ export class ChorusNode implements MemberService, KeyspaceService {
           for (const pr of this.raft.status().progress.values()) neededFrom = Math.min(neededFrom, pr.match);
           retainFromIndex = Math.max(neededFrom, index + 1 - this.config.walKeepEntries, log.firstIndex());
         }
-        await this.storage.snapshotStore.save({ meta, data });
-        // Durable now: the core may drop the log prefix, then the WAL may.
-        if (this.inflight === null) this.raft.compact(index, data, retainFromIndex);
-        else this.deferredCompact = { index, data, retainFromIndex };
+        // The position only (empty data): the state database holds the state (boot.ts).
+        await this.storage.snapshotStore.save({ meta, data: POSITION_ONLY });
+        // Saved: the core may drop the log prefix (it keeps what a follower receiving an image
+        // still needs, in memory), then the WAL may.
+        if (this.inflight === null) this.raft.compact(index, null, retainFromIndex);
+        else this.deferredCompact = { index, retainFromIndex };
         await this.storage.logStore.compact(retainFromIndex - 1);
         this.snapshotsTaken++;
-        this.observer.noteSnapshotTaken(index, data.byteLength);
+        this.observer.noteSnapshotTaken(index);
         this.logger.info('snapshot-taken', {
-          snapshotIndex: index, term, bytes: data.byteLength, logFirstIndex: retainFromIndex,
-          imageMs: Math.round(imageMs), durationMs: Math.round(performance.now() - startedMs),
+          snapshotIndex: index, term, logFirstIndex: retainFromIndex, durationMs: Math.round(performance.now() - startedMs),
         });
       } catch (error) {
-        this.fatal(error);
+        this.fatal(error); // an fsync or a snapshot save failed: the disk cannot be trusted
       } finally {
         this.snapshotting = false;
         this.snapshotThresholdEntries = 0;
+      }
+    })();
+  }
+
+  /**
+   * A follower needs the state and the log no longer has the entries it lacks: make an image of
+   * the state on the snapshot worker (the event loop goes on) and offer it to the core, which
+   * sends it in chunks. The core keeps it until a later compaction leaves it behind.
+   */
+  private maybeMakeImage(): void {
+    if (this.imaging || this.state !== 'running' || !this.raft.snapshotWanted()) return;
+    if (performance.now() < this.imageRetryAtMs) return;
+    const startedMs = performance.now();
+    this.imaging = true;
+    this.imageMaking = (async () => {
+      try {
+        const image = await this.storage.stateMachine.snapshotAsync();
+        const log = this.raft.log;
+        // The core must still have the entries after it, and have applied it (at boot SQLite can
+        // be ahead of the core).
+        if (this.state !== 'running' || image.index > log.applied || image.index < log.firstIndex() - 1 || log.term(image.index) === undefined) {
+          this.logger.info('snapshot-image-discarded', { imageIndex: image.index, appliedIndex: log.applied, logFirstIndex: log.firstIndex() });
+          return;
+        }
+        this.raft.offerSnapshot(image.index, image.data);
+        this.observer.noteSnapshotImage(image.index, image.data.byteLength);
+        this.logger.info('snapshot-image', { imageIndex: image.index, bytes: image.data.byteLength, durationMs: Math.round(performance.now() - startedMs) });
+        this.schedulePump();
+      } catch (error) {
+        // Not fatal: the follower waits; a new attempt follows in a second.
+        this.imageRetryAtMs = performance.now() + IMAGE_RETRY_MS;
+        if (this.state === 'running') this.logger.warn('snapshot-image-failed', { error });
+      } finally {
+        this.imaging = false;
       }
     })();
   }
@@ -1580,6 +1620,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
     const closeBinary = this.binary?.close().catch((error: unknown) => this.logger.warn('binary-close-failed', { error }));
     await this.inflightDone.catch(() => undefined);
     await this.snapshotSaving.catch(() => undefined);
+    await this.imageMaking;
     this.mm.stop();
     await this.transport?.close();
     await closeApi;

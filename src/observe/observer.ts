@@ -240,9 +240,16 @@ export class NodeObserver {
     });
   }
 
-  noteSnapshotTaken(index: number, bytes: number): void {
+  /** Log compaction: only the snapshot's position is saved (bytes 0), the state database holds
+   * the state. */
+  noteSnapshotTaken(index: number): void {
     this.metrics.noteSnapshotTaken();
-    this.record('snapshot', `took a snapshot at index ${index} (${bytes} bytes)`, { direction: 'take', snapshotIndex: index, bytes });
+    this.record('snapshot', `compacted the log at index ${index} (the state database holds the state)`, { direction: 'take', snapshotIndex: index, bytes: 0 });
+  }
+
+  /** An image of the state made for a follower that needs one. */
+  noteSnapshotImage(index: number, bytes: number): void {
+    this.record('snapshot', `made an image of the state at index ${index} (${bytes} bytes) for a follower`, { direction: 'image', snapshotIndex: index, bytes });
   }
 
   noteSettingsApplied(settings: { readonly synchronousCommit: string; readonly synchronousStandbyNames: string }, revision: number): void {

@@ -394,6 +394,26 @@ export class Harness {
     return snapshot;
   }
 
+  /** Compacts as the real member does: the state is durable on its own, so no image is kept
+   * (images on demand: see offerImage). Returns the snapshot's index. */
+  compactWithoutImage(id: NodeId, index?: number): number {
+    const member = this.member(id);
+    const upTo = index ?? member.appliedIndex;
+    const firstKept = member.raft.compact(upTo, null);
+    this.log.push(`${id} compact to ${upTo} (no image; log kept from ${firstKept})`);
+    return upTo;
+  }
+
+  /** The driver's answer to snapshotWanted(): an image of everything the member applied. */
+  offerImage(id: NodeId): Snapshot {
+    const member = this.member(id);
+    const index = member.appliedIndex;
+    const data = encodeSnapshot(member.applied);
+    member.raft.offerSnapshot(index, data);
+    this.log.push(`${id} image at ${index}`);
+    return { meta: { index, term: member.raft.log.term(index)!, config: member.raft.log.configAt(index) }, data };
+  }
+
   /** Messages the network saw, optionally only those matching `filter`. */
   messages(filter: (m: Message) => boolean = () => true): Message[] {
     return this.traffic.filter((t) => filter(t.m)).map((t) => t.m);

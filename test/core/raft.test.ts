@@ -595,6 +595,82 @@ test('snapshots: once a follower installed a snapshot, new entries reach it with
   assert.deepEqual(h.applied(lagging).slice(-1), ['after']);
 });
 
+test('images on demand: compaction keeps no image; a follower behind it makes the leader ask for one, then gets it', () => {
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 16 } });
+  const leader = h.elect();
+  const lagging = others(h, leader)[0]!;
+  h.isolate(lagging);
+  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
+  h.deliverAll();
+  h.compactWithoutImage(leader);
+  assert.equal(h.node(leader).latestSnapshot(), null, 'no image is kept');
+  assert.equal(h.node(leader).snapshotWanted(), false, 'nobody needs one yet');
+
+  h.heal();
+  h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
+  assert.equal(h.messages((m) => m.type === 'Snapshot').length, 0, 'nothing to send before the image');
+  // The follower is probed while it waits, not left in replicate state with nothing to send.
+  assert.equal(h.node(leader).status().progress.get(lagging)?.state, 'probe');
+
+  const image = h.offerImage(leader);
+  assert.equal(h.node(leader).snapshotWanted(), false, 'the offer answers the request');
+  h.tickUntil(() => h.applied(lagging).length === 8, 50);
+  const installs = h.member(lagging).readies.filter((r) => r.snapshot !== null);
+  assert.equal(installs.length, 1);
+  assert.equal(installs[0]!.snapshot!.meta.index, image.meta.index);
+  h.propose(leader, 'after');
+  h.tickAll(2);
+  assert.deepEqual(h.applied(lagging).slice(-1), ['after']);
+});
+
+test('images on demand: a compaction while an image is sent keeps the entries after it, so the transfer completes', () => {
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 8 } });
+  const leader = h.elect();
+  const lagging = others(h, leader)[0]!;
+  h.isolate(lagging);
+  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
+  h.deliverAll();
+  h.compactWithoutImage(leader);
+  h.heal();
+  h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
+  const image = h.offerImage(leader);
+  // The first chunk is lost; meanwhile the leader commits more and compacts past the image.
+  for (let i = 8; i < 12; i++) h.propose(leader, `value-${i}`);
+  h.deliverAll({ drop: (m) => m.to === lagging || m.from === lagging });
+  assert.ok(h.member(leader).appliedIndex > image.meta.index);
+  const firstKept = h.node(leader).compact(h.member(leader).appliedIndex, null);
+  assert.ok(firstKept <= image.meta.index + 1, `the log keeps the entries after the image (kept from ${firstKept})`);
+  assert.equal(h.node(leader).latestSnapshot()?.meta.index, image.meta.index, 'the image being sent is kept');
+  h.tickUntil(() => h.applied(lagging).length === 12, 80);
+  assert.equal(h.member(lagging).readies.filter((r) => r.snapshot !== null).length, 1, 'one image, not restarted');
+
+  // The transfer is over: the next compaction lets both the image and the entries go.
+  h.propose(leader, 'more');
+  h.tickAll(2);
+  const next = h.node(leader).compact(h.member(leader).appliedIndex, null);
+  assert.equal(next, h.member(leader).appliedIndex + 1);
+  assert.equal(h.node(leader).latestSnapshot(), null);
+});
+
+test('images on demand: a follower that does not answer neither asks for an image nor holds the log back', () => {
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 16, electionTicks: 10 } });
+  const leader = h.elect();
+  const [down, up] = others(h, leader) as [NodeId, NodeId];
+  h.isolate(down);
+  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
+  h.tickAll(12); // longer than an election timeout without an answer from `down`
+  h.compactWithoutImage(leader);
+  h.tickAll(5);
+  assert.equal(h.node(leader).snapshotWanted(), false, 'no image for a member that does not answer');
+  assert.equal(h.node(leader).currentRole(), 'leader');
+  assert.deepEqual(h.applied(up).length, 8);
+  // It is back: now it gets one.
+  h.heal();
+  h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
+  h.offerImage(leader);
+  h.tickUntil(() => h.applied(down).length === 8, 50);
+});
+
 /** A follower (n2) booted with `entries` receives a one-chunk snapshot from n1. */
 function installOnFollower(entries: readonly Entry[], metaIndex: number, metaTerm: number): { h: Harness; ready: Ready } {
   const h = new Harness({ ids: ['n2'], initialConfig: { voters: ['n1', 'n2', 'n3'], learners: [] } });

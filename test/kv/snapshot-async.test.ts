@@ -147,3 +147,21 @@ test('a worker that cannot read the database rejects, and the instance keeps wor
   sm.applyBatch(writes(new EntryLog(201), 10));
   assert.equal(sm.appliedIndex(), 210);
 });
+
+test('syncDurable covers what was applied at the call, for a file-backed and an in-memory instance', async (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const sm = SqliteStateMachine.open(file);
+  const log = new EntryLog();
+  sm.applyBatch(writes(log, 50));
+  const pending = sm.syncDurable();
+  sm.applyBatch(writes(log, 10)); // applied after the call: not promised
+  assert.equal(await pending, 50);
+  assert.equal(await sm.syncDurable(), 60);
+  sm.close();
+  await assert.rejects(sm.syncDurable(), /closed/);
+
+  const memory = SqliteStateMachine.open(':memory:');
+  memory.applyBatch(writes(new EntryLog(), 5));
+  assert.equal(await memory.syncDurable(), 5);
+  memory.close();
+});

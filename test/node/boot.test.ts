@@ -4,7 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Entry, Snapshot } from '../../src/core/raft/types.ts';
 import { entriesAfterSnapshot } from '../../src/node/boot.ts';
+import fs from 'node:fs';
+import path from 'node:path';
 import { ChorusNode } from '../../src/node/chorus-node.ts';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.ts';
 import { ChorusError } from '../../src/node/errors.ts';
 import { createJsonLogger } from '../../src/node/logger.ts';
 import { advertisedClientAddress, parseHello } from '../../src/transport/codec.ts';
@@ -67,6 +70,41 @@ test('a single member elects itself, serves, stops, and restarts on its data', a
   }
   const stopped = await node.http.inject({ method: 'GET', url: '/healthz' }).catch((e: unknown) => e);
   assert.ok(stopped instanceof Error || (stopped as { statusCode: number }).statusCode === 503);
+});
+
+test('compaction saves only the snapshot position; the member restarts from its state database, and refuses one behind the log', async (t) => {
+  const spec = await clusterSpec(t, 1);
+  const config = memberConfig(spec, 'n1', { snapshotEntries: 10, walKeepEntries: 0 });
+  let node = await ChorusNode.start(config);
+  await waitFor(() => node.debugState().role === 'leader', 'a one-member cluster elects itself');
+  for (let i = 0; node.debugState().snapshotsTaken < 2; i++) {
+    assert.ok(i < 500, 'two compactions within 500 writes');
+    const put = await node.http.inject({ method: 'PUT', url: `/v1/kv/k${i}`, payload: `v${i}` });
+    assert.equal(put.statusCode, 200, put.body);
+  }
+  const snapshotIndex = node.debugState().snapshotIndex;
+  await node.stop();
+  const store = await FileSnapshotStore.open(path.join(config.dataDir, 'snap'));
+  const saved = await store.load();
+  await store.close();
+  assert.equal(saved?.meta.index, snapshotIndex);
+  assert.equal(saved?.data.byteLength, 0, 'no image: the state database holds the state');
+
+  node = await ChorusNode.start(config);
+  try {
+    await waitFor(() => node.debugState().role === 'leader', 'leader again');
+    assert.equal(node.debugState().snapshotIndex, snapshotIndex);
+    const get = await node.http.inject({ method: 'GET', url: '/v1/kv/k0' });
+    assert.equal(get.body, 'v0', 'a key below the snapshot comes from the state database');
+  } finally {
+    await node.stop();
+  }
+
+  // A state database that lost what the compacted log no longer has cannot be replayed.
+  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path.join(config.dataDir, `state.db${suffix}`), { force: true });
+  await assert.rejects(ChorusNode.start(config), (error: unknown) => {
+    return error instanceof ChorusError && error.code === 'CHORUS_RECOVERY_FAILED' && /behind the compacted log/.test(error.message);
+  });
 });
 
 test('logs are JSON lines with time, level, member and event', () => {

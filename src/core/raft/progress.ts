@@ -41,6 +41,13 @@ export class Progress {
     this.inflight = [];
   }
 
+  /** The snapshot being sent cannot be finished: probe again from the last known match. */
+  abandonSnapshot(): void {
+    this.state = 'probe';
+    this.next = this.match + 1;
+    this.probeSent = false;
+  }
+
   becomeReplicate(): void {
     this.state = 'replicate';
     this.next = this.match + 1;

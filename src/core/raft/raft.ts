@@ -20,6 +20,7 @@ import type {
   Role,
   Snapshot,
   SnapshotChunkMessage,
+  SnapshotMeta,
   SnapshotResponseMessage,
   VoteResponseMessage,
 } from './types.ts';
@@ -57,7 +58,11 @@ export interface RaftBootState {
   /** The membership the cluster was bootstrapped with; empty for a member that joins later. */
   readonly initialConfig: Membership;
   readonly hardState?: HardState | null;
+  /** The stored snapshot with its image. */
   readonly snapshot?: Snapshot | null;
+  /** Or only the stored snapshot's position, when the driver's state machine is durable on its
+   * own and keeps no image (it makes one when snapshotWanted() asks). Ignored with `snapshot`. */
+  readonly snapshotMeta?: SnapshotMeta | null;
   readonly entries?: readonly Entry[];
 }
 
@@ -153,8 +158,17 @@ export class Raft {
   private vote: NodeId | null = null;
   private leaderId: NodeId | null = null;
   readonly log: RaftLog;
-  /** The latest snapshot this member holds (made by compact() or received), sent to laggards. */
-  private snapshot: Snapshot | null;
+  /**
+   * An image of the state to send to followers whose next entry was compacted away (made by the
+   * driver, or received from a leader). It need not sit at the log's snapshot index: any image
+   * from which the log continues will do. Invariant: null, or the log holds the entry after it
+   * (image.meta.index >= log.firstIndex() - 1). compact() drops an image the log no longer
+   * continues, except one being sent, whose next entries it keeps.
+   */
+  private image: Snapshot | null;
+  /** A follower needs an image and none is held: the driver should make one and offerSnapshot()
+   * it. Cleared by the offer and when this member stops leading. */
+  private imageWanted = false;
 
   /** This member's own tick count since it started: its local, monotonic notion of time. */
   private tickNow = 0;
@@ -237,8 +251,8 @@ export class Raft {
     }
 
     const snapshot = boot.snapshot ?? null;
-    this.snapshot = snapshot;
-    this.log = new RaftLog(boot.initialConfig, snapshot?.meta ?? null, boot.entries ?? []);
+    this.image = snapshot;
+    this.log = new RaftLog(boot.initialConfig, snapshot?.meta ?? boot.snapshotMeta ?? null, boot.entries ?? []);
     const hs = boot.hardState ?? null;
     if (hs !== null) {
       this.term = hs.term;
@@ -339,20 +353,62 @@ export class Raft {
   }
 
   /**
-   * The application saved a snapshot of its state at `index` (<= applied): the log before it
-   * can go, except entries from `retainFromIndex` on (wal_keep: followers behind the snapshot
-   * catch up from the log). The driver must have made the snapshot durable before calling this,
-   * and compacts its log store to the same point.
+   * The application's state at `index` (<= applied) is durable: the log before it can go, except
+   * entries from `retainFromIndex` on (wal_keep: followers behind the snapshot catch up from the
+   * log). `data` is an image of that state for followers that need one, or null when the driver
+   * makes images only on request (snapshotWanted()). The driver must have made the snapshot
+   * durable before calling this. Returns the first index the log keeps: below an image being
+   * sent, entries stay so that the follower can continue from it; the driver's log store may
+   * still drop them (only memory is kept, the state is durable).
    */
-  compact(index: number, data: Uint8Array, retainFromIndex = index + 1): void {
+  compact(index: number, data: Uint8Array | null, retainFromIndex = index + 1): number {
     assert(index <= this.log.applied, `compact ${index} beyond applied ${this.log.applied}`);
-    if (index <= this.log.snapshotIndex()) return;
+    if (data !== null) this.offerSnapshot(index, data);
+    if (index <= this.log.snapshotIndex()) return this.log.firstIndex();
     const term = this.log.term(index);
     assert(term !== undefined, `compact: no term at ${index}`);
     const meta = { index, term, config: this.log.configAt(index) };
-    this.log.compact(meta, retainFromIndex);
-    this.snapshot = { meta, data };
+    let retainFrom = retainFromIndex;
+    for (const pr of this.progress.values()) {
+      // A follower that stopped answering does not hold the log back (memory would grow while
+      // it is down); once back it gets a new image.
+      if (pr.state === 'snapshot' && this.image !== null && pr.snapshotIndex === this.image.meta.index && this.recentlyActive(pr)) {
+        retainFrom = Math.min(retainFrom, pr.snapshotIndex + 1);
+      }
+    }
+    this.log.compact(meta, Math.max(retainFrom, this.log.firstIndex()));
+    if (this.image !== null && this.image.meta.index < this.log.firstIndex() - 1) this.image = null;
     this.maybeCheck();
+    return this.log.firstIndex();
+  }
+
+  /**
+   * An image of the state at `index` (the log's snapshot index <= index <= applied), for the
+   * followers that need one. Those waiting for it get it now.
+   */
+  offerSnapshot(index: number, data: Uint8Array): void {
+    assert(index <= this.log.applied, `offerSnapshot ${index} beyond applied ${this.log.applied}`);
+    assert(index >= this.log.firstIndex() - 1, `offerSnapshot ${index} below the log's start ${this.log.firstIndex()}`);
+    if (this.image !== null && this.image.meta.index >= index) return;
+    const term = this.log.term(index);
+    assert(term !== undefined, `offerSnapshot: no term at ${index}`);
+    this.image = { meta: { index, term, config: this.log.configAt(index) }, data };
+    this.imageWanted = false;
+    if (this.role === 'leader') {
+      for (const [id, pr] of this.progress) {
+        if (pr.state !== 'snapshot' && pr.next < this.log.firstIndex()) {
+          if (pr.state === 'replicate') pr.becomeProbe();
+          pr.probeSent = false;
+          this.sendAppend(id, false);
+        }
+      }
+    }
+    this.maybeCheck();
+  }
+
+  /** Whether a follower waits for an image this member does not hold (see offerSnapshot). */
+  snapshotWanted(): boolean {
+    return this.imageWanted;
   }
 
   /** With remote_apply in force every member reports applies at once, not at the next heartbeat. */
@@ -484,8 +540,9 @@ export class Raft {
     return this.leaderId;
   }
 
+  /** The image this member would send to a follower behind its log, if it holds one. */
   latestSnapshot(): Snapshot | null {
-    return this.snapshot;
+    return this.image;
   }
 
   // ---------------------------------------------------------------- roles
@@ -504,6 +561,7 @@ export class Raft {
     this.leaderId = leaderId;
     this.resetTimers();
     this.progress.clear();
+    this.imageWanted = false;
     this.transferee = null;
   }
 
@@ -649,6 +707,11 @@ export class Raft {
         this.sendAppend(id, false);
       }
     }
+  }
+
+  /** Whether the follower acknowledged a message sent within the last election timeout. */
+  private recentlyActive(pr: Progress): boolean {
+    return this.tickNow - pr.ackedSentTick <= this.electionTicks;
   }
 
   private quorumAckedSentTick(): number {
@@ -909,7 +972,7 @@ export class Raft {
     const snapshot: Snapshot = { meta: incoming.meta, data: concatBytes(incoming.chunks, incoming.totalBytes) };
     this.incomingSnapshot = null;
     this.snapshotKeepsLog = this.log.installSnapshot(snapshot);
-    this.snapshot = snapshot;
+    this.image = snapshot;
     this.snapshotToInstall = snapshot;
     reply(incoming.totalBytes, true, false);
   }
@@ -1050,11 +1113,19 @@ export class Raft {
     const pr = this.progress.get(id);
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
-    const prevTerm = this.log.term(prevIndex);
+    // Right after an image the log may no longer hold the entry at its index (compact() keeps
+    // only the ones after it), but the image says its term.
+    const prevTerm = this.log.term(prevIndex) ?? (this.image?.meta.index === prevIndex ? this.image.meta.term : undefined);
     if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
-      // The entries it needs are compacted away: send the snapshot.
-      if (this.snapshot === null) return false;
-      pr.becomeSnapshot(this.snapshot.meta.index, this.tickNow);
+      // The entries it needs are compacted away: send an image, once the driver made one (for
+      // a follower that answers: an image is costly, and it may be down for good).
+      if (this.image === null) {
+        if (this.recentlyActive(pr)) this.imageWanted = true;
+        // Probe meanwhile: heartbeat replies retry this, and offerSnapshot() sends it.
+        if (pr.state === 'replicate') pr.becomeProbe();
+        return false;
+      }
+      pr.becomeSnapshot(this.image.meta.index, this.tickNow);
       this.sendSnapshotChunk(id, pr);
       return true;
     }
@@ -1072,8 +1143,13 @@ export class Raft {
   }
 
   private sendSnapshotChunk(id: NodeId, pr: Progress): void {
-    const snapshot = this.snapshot;
-    if (snapshot === null) return;
+    const snapshot = this.image;
+    if (snapshot === null) {
+      // compact() dropped it while the follower did not answer: probe again, and once it
+      // answers a new image is made.
+      pr.abandonSnapshot();
+      return;
+    }
     if (snapshot.meta.index !== pr.snapshotIndex) {
       // A newer snapshot replaced the one being sent: start over with it.
       pr.becomeSnapshot(snapshot.meta.index, this.tickNow);
@@ -1220,6 +1296,9 @@ export class Raft {
   checkInvariants(): void {
     this.log.checkInvariants();
     assert(this.log.lastTerm() <= this.term, `last log term ${this.log.lastTerm()} above current term ${this.term}`);
+    if (this.image !== null) {
+      assert(this.image.meta.index >= this.log.firstIndex() - 1, `the image at ${this.image.meta.index} is below the log's start ${this.log.firstIndex()}`);
+    }
     if (this.role === 'leader') {
       assert(this.leaderId === this.id, 'a leader must name itself as leader');
       for (const member of this.members()) {
