@@ -51,6 +51,8 @@ export interface SimConfig {
   readonly slowFsyncMs: number;
   readonly compactAfterEntries: number;
   readonly snapshotChunkBytes: number;
+  /** Snapshot chunks in flight to one follower (pipelined transfer). */
+  readonly snapshotChunksInflightMax: number;
   readonly appendEntriesMax: number;
   readonly inflightMsgsMax: number;
   readonly clients: number;
@@ -285,6 +287,7 @@ export class Simulation {
         checkQuorum: this.config.checkQuorum,
         leaseTicks: this.config.leaseTicks,
         snapshotChunkBytes: this.config.snapshotChunkBytes,
+        snapshotChunksInflightMax: this.config.snapshotChunksInflightMax,
         appendEntriesMax: this.config.appendEntriesMax,
         inflightMsgsMax: this.config.inflightMsgsMax,
         assertInvariants: true,

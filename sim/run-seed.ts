@@ -79,6 +79,7 @@ export function configForSeed(seed: number): SimConfig {
     walKeepEntries: p.pick([0, 0, 16, 100]),
     imagesOnDemand: p.chance(0.5),
     imageDelayTicksMax: p.pick([0, 3, 20]),
+    snapshotChunksInflightMax: p.pick([1, 4, 16]),
   };
 }
 

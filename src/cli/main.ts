@@ -72,7 +72,7 @@ export function buildProgram(): Command {
     .option('--tick-ms <ms>', 'Raft tick (default 50; elections after 10-20 ticks without a leader)', integer('--tick-ms', 1))
     .option('--election-ticks <n>', 'election timeout in ticks (default 10)', integer('--election-ticks', 2))
     .option('--heartbeat-ticks <n>', 'heartbeat interval in ticks (default 1)', integer('--heartbeat-ticks', 1))
-    .option('--snapshot-entries <n>', 'entries applied between snapshots (default 10000)', integer('--snapshot-entries', 1))
+    .option('--snapshot-entries <n>', 'entries applied between log compactions (default 10000; no state is copied: see docs/durability.md)', integer('--snapshot-entries', 1))
     .option('--wal-keep-entries <n>', 'log entries kept below a snapshot so lagging members catch up without one, as PostgreSQL\'s wal_keep_size (default 5000); members further behind get the snapshot', integer('--wal-keep-entries', 0))
     .option('--value-bytes-max <n>', 'largest value in bytes (default 1048576; same on every member)', integer('--value-bytes-max', 1))
     .option('--request-timeout-ms <ms>', 'request deadline (default 5000)', integer('--request-timeout-ms', 1))

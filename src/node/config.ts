@@ -42,8 +42,9 @@ export interface ChorusNodeConfig {
   readonly electionTicks?: number;
   /** The leader sends heartbeats every heartbeatTicks ticks (default 1). */
   readonly heartbeatTicks?: number;
-  /** A snapshot is taken when more than this many entries were applied since the last one
-   * (default 10,000). */
+  /** The log is compacted when more than this many entries were applied since the last
+   * compaction (default 10,000). Only the snapshot's position is saved; SQLite holds the state
+   * (docs/durability.md). */
   readonly snapshotEntries?: number;
   /** After a snapshot, the log keeps up to this many entries below it (default 5000, as etcd's
    * catch-up entries), so that a follower a little behind catches up from the log instead of

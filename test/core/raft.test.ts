@@ -671,6 +671,45 @@ test('images on demand: a follower that does not answer neither asks for an imag
   h.tickUntil(() => h.applied(down).length === 8, 50);
 });
 
+test('snapshots stream: several chunks leave before the first acknowledgement; a lost one is sent again after a stall', () => {
+  const chunkBytes = 8;
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: chunkBytes, snapshotChunksInflightMax: 3 } });
+  const leader = h.elect();
+  const lagging = others(h, leader)[0]!;
+  h.isolate(lagging);
+  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
+  h.deliverAll();
+  const snapshot = h.compact(leader);
+  assert.ok(snapshot.data.byteLength > 6 * chunkBytes, 'the image spans more than two windows');
+  h.heal();
+  // Rounds until the leader starts the transfer: its first burst is a whole window.
+  let burst: SnapshotChunkMessage[] = [];
+  for (let round = 0; round < 20 && burst.length === 0; round++) {
+    h.tick(leader);
+    h.flush();
+    const pending = h.takePending();
+    burst = pending.filter((m): m is SnapshotChunkMessage => m.type === 'Snapshot' && m.to === lagging);
+    for (const m of pending) if (m.type !== 'Snapshot') h.deliver(m);
+    h.flush();
+    for (const m of h.takePending()) h.deliver(m);
+  }
+  assert.deepEqual(burst.map((m) => m.offset), [0, chunkBytes, 2 * chunkBytes], 'three chunks in flight at once');
+  // The second chunk is lost: the follower holds the first and cannot take the third.
+  h.deliver(burst[0]!);
+  h.deliver(burst[2]!);
+  h.flush();
+  const answers = h.takePending();
+  for (const m of answers) h.deliver(m);
+  // Nothing is resent per answer; a stall rewinds to what the follower acknowledged.
+  h.tickUntil(() => h.applied(lagging).length === 8, 50);
+  const installs = h.member(lagging).readies.filter((r) => r.snapshot !== null);
+  assert.equal(installs.length, 1);
+  assert.deepEqual(installs[0]!.snapshot!.data, snapshot.data, 'the image arrived intact');
+  // (The lost copy never reached the network's record: only the resend is in it.)
+  const resent = h.messages((m) => m.type === 'Snapshot' && m.to === lagging && m.offset === chunkBytes);
+  assert.equal(resent.length, 1, 'the lost chunk was sent again, once');
+});
+
 /** A follower (n2) booted with `entries` receives a one-chunk snapshot from n1. */
 function installOnFollower(entries: readonly Entry[], metaIndex: number, metaTerm: number): { h: Harness; ready: Ready } {
   const h = new Harness({ ids: ['n2'], initialConfig: { voters: ['n1', 'n2', 'n3'], learners: [] } });

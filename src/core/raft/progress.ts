@@ -18,9 +18,12 @@ export class Progress {
   /** Appends sent in replicate state and not yet acknowledged, oldest first.
    * Invariant: inflight.length <= inflightMsgsMax. */
   inflight: Inflight[] = [];
-  /** The snapshot being sent in snapshot state, and the next byte offset to send. */
+  /** The snapshot being sent in snapshot state, the next byte offset to send, the offset the
+   * follower acknowledged holding, and when the transfer last started or progressed.
+   * Invariant: snapshotAckedOffset <= snapshotOffset. */
   snapshotIndex = 0;
   snapshotOffset = 0;
+  snapshotAckedOffset = 0;
   snapshotSentTick = 0;
   /** The highest leader sequence number and leader send tick this follower acknowledged in
    * this term: they confirm ReadIndex rounds and measure check-quorum and the lease. */
@@ -58,6 +61,7 @@ export class Progress {
     this.state = 'snapshot';
     this.snapshotIndex = snapshotIndex;
     this.snapshotOffset = 0;
+    this.snapshotAckedOffset = 0;
     this.snapshotSentTick = tick;
     this.inflight = [];
   }
@@ -116,5 +120,6 @@ export class Progress {
 
   checkInvariants(): void {
     assert(this.match < this.next, `progress match ${this.match} >= next ${this.next}`);
+    assert(this.snapshotAckedOffset <= this.snapshotOffset, `snapshot acknowledged to ${this.snapshotAckedOffset} past the sent ${this.snapshotOffset}`);
   }
 }

@@ -46,6 +46,9 @@ export interface RaftOptions {
   readonly appendBytesMax?: number;
   readonly inflightMsgsMax?: number;
   readonly snapshotChunkBytes?: number;
+  /** Snapshot chunks sent to one follower and not yet acknowledged, at most (default 4): the
+   * transfer streams instead of waiting a round trip per chunk. */
+  readonly snapshotChunksInflightMax?: number;
   /** Proposals beyond this many uncommitted entries are answered `busy`. */
   readonly uncommittedEntriesMax?: number;
   readonly readsPendingMax?: number;
@@ -117,6 +120,8 @@ interface PendingRead {
 
 interface IncomingSnapshot {
   readonly meta: Snapshot['meta'];
+  /** The term of the leader sending it: another leader's image of the same index may differ. */
+  readonly leaderTerm: number;
   readonly totalBytes: number;
   readonly chunks: Uint8Array[];
   received: number;
@@ -147,6 +152,7 @@ export class Raft {
   private readonly appendBytesMax: number;
   private readonly inflightMsgsMax: number;
   private readonly snapshotChunkBytes: number;
+  private readonly snapshotChunksInflightMax: number;
   private readonly uncommittedEntriesMax: number;
   private readonly readsPendingMax: number;
   private readonly applyEntriesMax: number;
@@ -239,6 +245,8 @@ export class Raft {
     this.appendBytesMax = options.appendBytesMax ?? 1024 * 1024;
     this.inflightMsgsMax = options.inflightMsgsMax ?? 64;
     this.snapshotChunkBytes = options.snapshotChunkBytes ?? 1024 * 1024;
+    this.snapshotChunksInflightMax = options.snapshotChunksInflightMax ?? 4;
+    assert(this.snapshotChunksInflightMax >= 1, 'snapshotChunksInflightMax must be at least 1');
     this.uncommittedEntriesMax = options.uncommittedEntriesMax ?? 50_000;
     this.readsPendingMax = options.readsPendingMax ?? 50_000;
     this.applyEntriesMax = options.applyEntriesMax ?? 4096;
@@ -701,7 +709,10 @@ export class Raft {
           this.sendAppend(id, false);
         }
       } else if (pr.state === 'snapshot' && this.tickNow - pr.snapshotSentTick >= stallTicks) {
-        this.sendSnapshotChunk(id, pr);
+        // No progress for a while (a chunk lost): go back to what the follower acknowledged.
+        pr.snapshotOffset = pr.snapshotAckedOffset;
+        pr.snapshotSentTick = this.tickNow;
+        this.sendSnapshotChunks(id, pr);
       } else if (pr.state === 'probe' && pr.probeSent) {
         pr.probeSent = false;
         this.sendAppend(id, false);
@@ -950,12 +961,15 @@ export class Raft {
       return;
     }
     let incoming = this.incomingSnapshot;
-    if (incoming === null || incoming.meta.index !== m.meta.index || incoming.meta.term !== m.meta.term || m.offset === 0) {
+    if (incoming === null || incoming.meta.index !== m.meta.index || incoming.meta.term !== m.meta.term || incoming.leaderTerm !== m.term) {
+      // Another image: it starts at offset 0. A chunk of the same image at offset 0 again (a
+      // duplicate, or the leader starting over) does not discard what arrived: the answer
+      // below tells the leader where to go on.
       if (m.offset !== 0) {
         reply(0, false, true);
         return;
       }
-      incoming = { meta: m.meta, totalBytes: m.totalBytes, chunks: [], received: 0 };
+      incoming = { meta: m.meta, leaderTerm: m.term, totalBytes: m.totalBytes, chunks: [], received: 0 };
       this.incomingSnapshot = incoming;
     }
     if (m.offset !== incoming.received) {
@@ -1056,8 +1070,19 @@ export class Raft {
       this.sendAppend(m.from, false);
       return;
     }
-    pr.snapshotOffset = m.reject ? 0 : m.nextOffset;
-    this.sendSnapshotChunk(m.from, pr);
+    if (m.reject) {
+      pr.snapshotOffset = 0;
+      pr.snapshotAckedOffset = 0;
+    } else if (m.nextOffset > pr.snapshotAckedOffset) {
+      pr.snapshotAckedOffset = m.nextOffset;
+      pr.snapshotOffset = Math.max(pr.snapshotOffset, m.nextOffset);
+    } else {
+      // A duplicate, or the follower still waits for a chunk that was lost: the stall timer
+      // goes back to the acknowledged offset (retransmitStalled), once, not per answer.
+      return;
+    }
+    pr.snapshotSentTick = this.tickNow;
+    this.sendSnapshotChunks(m.from, pr);
   }
 
   private lastIndexOfTerm(term: number, from: number): number | null {
@@ -1126,7 +1151,7 @@ export class Raft {
         return false;
       }
       pr.becomeSnapshot(this.image.meta.index, this.tickNow);
-      this.sendSnapshotChunk(id, pr);
+      this.sendSnapshotChunks(id, pr);
       return true;
     }
     const entries = this.log.slice(pr.next, this.log.lastIndex(), this.appendEntriesMax, this.appendBytesMax);
@@ -1142,7 +1167,9 @@ export class Raft {
     return true;
   }
 
-  private sendSnapshotChunk(id: NodeId, pr: Progress): void {
+  /** Sends the image's next chunks to `id`: at least one when none is unacknowledged, and more
+   * while fewer than snapshotChunksInflightMax are. */
+  private sendSnapshotChunks(id: NodeId, pr: Progress): void {
     const snapshot = this.image;
     if (snapshot === null) {
       // compact() dropped it while the follower did not answer: probe again, and once it
@@ -1151,17 +1178,23 @@ export class Raft {
       return;
     }
     if (snapshot.meta.index !== pr.snapshotIndex) {
-      // A newer snapshot replaced the one being sent: start over with it.
+      // A newer image replaced the one being sent: start over with it.
       pr.becomeSnapshot(snapshot.meta.index, this.tickNow);
     }
     const totalBytes = snapshot.data.byteLength;
-    const offset = Math.min(pr.snapshotOffset, totalBytes);
-    const chunk = snapshot.data.subarray(offset, Math.min(totalBytes, offset + this.snapshotChunkBytes));
-    pr.snapshotSentTick = this.tickNow;
-    this.send({
-      type: 'Snapshot', from: this.id, to: id, term: this.term, seq: this.leaderSeq, sentTick: this.tickNow,
-      meta: snapshot.meta, offset, totalBytes, chunk,
-    }, 'before');
+    const windowBytes = this.snapshotChunksInflightMax * this.snapshotChunkBytes;
+    // An empty image still takes one (empty) chunk.
+    let idle = pr.snapshotOffset <= pr.snapshotAckedOffset;
+    while (idle || (pr.snapshotOffset < totalBytes && pr.snapshotOffset - pr.snapshotAckedOffset < windowBytes)) {
+      idle = false;
+      const offset = Math.min(pr.snapshotOffset, totalBytes);
+      const end = Math.min(totalBytes, offset + this.snapshotChunkBytes);
+      this.send({
+        type: 'Snapshot', from: this.id, to: id, term: this.term, seq: this.leaderSeq, sentTick: this.tickNow,
+        meta: snapshot.meta, offset, totalBytes, chunk: snapshot.data.subarray(offset, end),
+      }, 'before');
+      pr.snapshotOffset = end;
+    }
   }
 
   private broadcastHeartbeat(): void {
