@@ -171,6 +171,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
   private imageMaking: Promise<void> = Promise.resolve();
   /** After a failed image, no new attempt before this time (performance.now() ms). */
   private imageRetryAtMs = 0;
+  /** When the first chunk of the image being received arrived (null: none is being received). */
+  private snapshotReceiveStartedMs: number | null = null;
   /** Applied entries past the last snapshot that start the next one (0: to be drawn). */
   private snapshotThresholdEntries = 0;
   /** After a failed snapshot, no new attempt before this applied index. */
@@ -538,10 +540,14 @@ export class ChorusNode implements MemberService, KeyspaceService {
     }
     const { logStore, stableStore, snapshotStore } = this.storage;
     const snapshot = ready.snapshot;
+    let receivedMs = 0;
+    let savedMs = 0;
     if (snapshot !== null) {
+      receivedMs = performance.now();
       await this.snapshotSaving;
       await this.imageMaking; // restore() replaces the file an image may still be read from
       await snapshotStore.save(snapshot);
+      savedMs = performance.now();
       if (ready.logAfterSnapshot === 'keep') await logStore.compact(snapshot.meta.index);
       else await logStore.reset(snapshot.meta.index + 1);
     }
@@ -563,7 +569,16 @@ export class ChorusNode implements MemberService, KeyspaceService {
     for (const m of ready.messages) this.send(m);
     // Acknowledgements are on the leader's commit path: out before the apply below.
     if (ready.messages.length > 0) this.transport?.flush();
-    if (snapshot !== null) this.installSnapshot(snapshot.meta.index, snapshot.data);
+    if (snapshot !== null) {
+      const restoreStartedMs = performance.now();
+      this.installSnapshot(snapshot.meta.index, snapshot.data);
+      const startedMs = this.snapshotReceiveStartedMs ?? receivedMs;
+      this.snapshotReceiveStartedMs = null;
+      this.logger.info('snapshot-installed', {
+        snapshotIndex: snapshot.meta.index, appliedIndex: this.storage.stateMachine.appliedIndex(), bytes: snapshot.data.byteLength,
+        receiveMs: Math.round(receivedMs - startedMs), saveMs: Math.round(savedMs - receivedMs), restoreMs: Math.round(performance.now() - restoreStartedMs),
+      });
+    }
     const applyStartedMs = performance.now();
     this.apply(ready.committedEntries);
     this.observer.noteApplied(ready.committedEntries.length, performance.now() - applyStartedMs);
@@ -584,7 +599,6 @@ export class ChorusNode implements MemberService, KeyspaceService {
   private installSnapshot(index: number, data: Uint8Array): void {
     this.storage.stateMachine.restore(data);
     this.snapshotsInstalled++;
-    this.logger.info('snapshot-installed', { snapshotIndex: index, appliedIndex: this.storage.stateMachine.appliedIndex() });
     this.observer.noteSnapshotInstalled(index, data.byteLength, this.raft.currentLeader());
     // The snapshot carries the replicated settings and member addresses.
     this.reloadReplicatedSettings();
@@ -1009,6 +1023,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
       this.fatal(error);
       return;
     }
+    // When the first chunk of an image arrived: 'snapshot-installed' reports the receive time.
+    if (m.type === 'Snapshot' && m.offset === 0 && this.snapshotReceiveStartedMs === null) this.snapshotReceiveStartedMs = performance.now();
     // An attested heartbeat of our current leader bounds the staleness of what we applied.
     if (m.type === 'Heartbeat' && m.leaderCommit >= 0 && m.term === this.raft.currentTerm() && this.raft.currentLeader() === m.from) {
       this.freshness.note(m.leaderCommit, performance.now());
