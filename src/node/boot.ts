@@ -167,13 +167,15 @@ export async function openStorage(options: {
       storageLog.info('state-restore-from-snapshot', { appliedIndex: applied, snapshotIndex: snapshot.meta.index });
       stateMachine.restore(snapshot.data);
     } else if (applied > lastIndex) {
-      // As above: the state machine only applies entries durable in the log. What it applied
-      // was committed, so the leader's copies are the same entries; replay skips them.
+      // The state machine only applies entries durable in the log, and a received snapshot is
+      // restored into it before its position is saved: a crash between the two leaves SQLite
+      // ahead of the log. Either way what it holds was committed, so the leader's copies are the
+      // same entries; replay skips them.
       storageLog.error('wal-behind-state-machine', {
         code: 'CHORUS_WAL_BEHIND',
         appliedIndex: applied,
         lastIndex,
-        detail: 'the log lost entries the state machine applied (fsync lied or files were changed); re-fetching them from the leader',
+        detail: 'the log lost entries the state machine applied (fsync lied or files were changed), or a crash came while a snapshot from the leader was installed (then harmless); re-fetching them from the leader',
       });
     }
     return { logStore, stableStore, snapshotStore, stateMachine, hardState, snapshot, entries };

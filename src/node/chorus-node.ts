@@ -540,16 +540,28 @@ export class ChorusNode implements MemberService, KeyspaceService {
     }
     const { logStore, stableStore, snapshotStore } = this.storage;
     const snapshot = ready.snapshot;
-    let receivedMs = 0;
-    let savedMs = 0;
     if (snapshot !== null) {
-      receivedMs = performance.now();
+      const receivedMs = performance.now();
       await this.snapshotSaving;
       await this.imageMaking; // restore() replaces the file an image may still be read from
-      await snapshotStore.save(snapshot);
-      savedMs = performance.now();
+      // The image goes straight into SQLite, which writes it to a temporary file, fsyncs it and
+      // renames it over state.db: the state is durable at the snapshot's index before anything
+      // claims it. Then only the position is saved, as compaction does. (Saving the image in the
+      // snapshot store as well would write it twice.) A crash in between boots with the old
+      // log and a state database ahead of it: replay skips what SQLite holds (boot.ts).
+      const restoreStartedMs = performance.now();
+      this.installSnapshot(snapshot.meta.index, snapshot.data);
+      const restoredMs = performance.now();
+      await snapshotStore.save({ meta: snapshot.meta, data: POSITION_ONLY });
       if (ready.logAfterSnapshot === 'keep') await logStore.compact(snapshot.meta.index);
       else await logStore.reset(snapshot.meta.index + 1);
+      const startedMs = this.snapshotReceiveStartedMs ?? receivedMs;
+      this.snapshotReceiveStartedMs = null;
+      this.logger.info('snapshot-installed', {
+        snapshotIndex: snapshot.meta.index, appliedIndex: this.storage.stateMachine.appliedIndex(), bytes: snapshot.data.byteLength,
+        receiveMs: Math.round(receivedMs - startedMs), restoreMs: Math.round(restoredMs - restoreStartedMs),
+        saveMs: Math.round(performance.now() - restoredMs),
+      });
     }
     if (ready.entries.length > 0) {
       // One write of the whole batch and one fsync (the store queues them in call order).
@@ -569,16 +581,6 @@ export class ChorusNode implements MemberService, KeyspaceService {
     for (const m of ready.messages) this.send(m);
     // Acknowledgements are on the leader's commit path: out before the apply below.
     if (ready.messages.length > 0) this.transport?.flush();
-    if (snapshot !== null) {
-      const restoreStartedMs = performance.now();
-      this.installSnapshot(snapshot.meta.index, snapshot.data);
-      const startedMs = this.snapshotReceiveStartedMs ?? receivedMs;
-      this.snapshotReceiveStartedMs = null;
-      this.logger.info('snapshot-installed', {
-        snapshotIndex: snapshot.meta.index, appliedIndex: this.storage.stateMachine.appliedIndex(), bytes: snapshot.data.byteLength,
-        receiveMs: Math.round(receivedMs - startedMs), saveMs: Math.round(savedMs - receivedMs), restoreMs: Math.round(performance.now() - restoreStartedMs),
-      });
-    }
     const applyStartedMs = performance.now();
     this.apply(ready.committedEntries);
     this.observer.noteApplied(ready.committedEntries.length, performance.now() - applyStartedMs);
