@@ -709,7 +709,7 @@ export class SqliteStateMachine {
    * Makes every entry applied so far durable, and resolves with the applied index this covers
    * (appliedIndex() at the call). With synchronous=NORMAL a commit is only written to the WAL
    * file; this fsyncs the WAL file, then the database file, on libuv's threads, while applying
-   * goes on. Both suffice: an applied transaction is either still in the WAL, or SQLite
+   * goes on, then their directory. Both files suffice: an applied transaction is either still in the WAL, or SQLite
    * checkpointed it into the database file, and SQLite rewrites the WAL from its start only
    * after a complete checkpoint, which it fsyncs itself (synchronous=NORMAL). The driver may then
    * drop the log up to that index: replay never needs it again.
@@ -732,6 +732,14 @@ export class SqliteStateMachine {
       } finally {
         await handle.close();
       }
+    }
+    // The WAL file's name too: restore() replaces both files, and a new WAL's directory entry
+    // is otherwise durable only at SQLite's first checkpoint.
+    const dir = await fs.promises.open(path.dirname(this.#file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
     }
     return applied;
   }

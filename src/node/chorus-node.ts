@@ -60,7 +60,8 @@ import type { Logger } from './logger.ts';
  * changes are saved before any message of their ready leaves. Saving every commit would add two
  * fsyncs (file and directory) to every ready on the leader. */
 const COMMIT_SAVE_INTERVAL_MS = 1000;
-/** After an image of the state failed (the worker died, say), the next attempt waits this long. */
+/** After an image of the state failed (the worker died, say) or was of no use, the next attempt
+ * waits this long. */
 const IMAGE_RETRY_MS = 1000;
 /** /readyz: a member is caught up when it has applied all but this many committed entries. */
 const READY_APPLY_LAG_MAX = 100;
@@ -175,8 +176,6 @@ export class ChorusNode implements MemberService, KeyspaceService {
   private snapshotReceiveStartedMs: number | null = null;
   /** Applied entries past the last snapshot that start the next one (0: to be drawn). */
   private snapshotThresholdEntries = 0;
-  /** After a failed snapshot, no new attempt before this applied index. */
-  private snapshotRetryFromIndex = 0;
 
   // ---- waiting requests
   /** Accepted proposals by log index. Invariant: proposalsPending counts every chained one, and
@@ -990,6 +989,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
         // be ahead of the core).
         if (this.state !== 'running' || image.index > log.applied || image.index < log.firstIndex() - 1 || log.term(image.index) === undefined) {
           this.logger.info('snapshot-image-discarded', { imageIndex: image.index, appliedIndex: log.applied, logFirstIndex: log.firstIndex() });
+          this.imageRetryAtMs = performance.now() + IMAGE_RETRY_MS; // not a whole new image at once
           return;
         }
         this.raft.offerSnapshot(image.index, image.data);

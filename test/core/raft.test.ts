@@ -710,6 +710,48 @@ test('snapshots stream: several chunks leave before the first acknowledgement; a
   assert.equal(resent.length, 1, 'the lost chunk was sent again, once');
 });
 
+test('images on demand: a follower silent while it restores keeps the log after the image; one silent for good does not', () => {
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 8, electionTicks: 10 } });
+  const leader = h.elect();
+  const lagging = others(h, leader)[0]!;
+  h.isolate(lagging);
+  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
+  h.deliverAll();
+  h.compactWithoutImage(leader);
+  h.heal();
+  h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
+  const image = h.offerImage(leader);
+  // The follower takes the chunks and installs, then says nothing for longer than an election
+  // timeout (a large restore blocks it); meanwhile the leader commits more and compacts.
+  const installed = (): boolean => h.member(lagging).readies.some((r) => r.snapshot !== null);
+  const silent = { drop: (m: Message) => m.from === lagging && installed() };
+  for (let i = 0; i < 15; i++) {
+    h.propose(leader, `more-${i}`);
+    h.tickAll(1, silent);
+  }
+  assert.equal(h.member(lagging).readies.filter((r) => r.snapshot !== null).length, 1, 'it installed the image');
+  const firstKept = h.node(leader).compact(h.member(leader).appliedIndex, null);
+  assert.ok(firstKept <= image.meta.index + 1, `the entries after the image stay (kept from ${firstKept})`);
+  h.tickUntil(() => h.applied(lagging).length === 23, 60);
+  assert.equal(h.member(lagging).readies.filter((r) => r.snapshot !== null).length, 1, 'no second image');
+
+  // Another transfer to a follower that goes silent for good: the leader stops holding the log.
+  const second = others(h, leader)[1]!;
+  h.isolate(second);
+  for (let i = 0; i < 5; i++) h.propose(leader, `late-${i}`);
+  h.tickAll(12);
+  h.compactWithoutImage(leader);
+  h.heal();
+  h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
+  h.offerImage(leader);
+  h.isolate(second); // gone again, mid-transfer
+  h.propose(leader, 'last');
+  h.tickAll(20 * 10 + 5);
+  const kept = h.node(leader).compact(h.member(leader).appliedIndex, null);
+  assert.equal(kept, h.member(leader).appliedIndex + 1, 'nothing kept for a member silent past the hold');
+  assert.equal(h.node(leader).latestSnapshot(), null, 'and its image is gone');
+});
+
 /** A follower (n2) booted with `entries` receives a one-chunk snapshot from n1. */
 function installOnFollower(entries: readonly Entry[], metaIndex: number, metaTerm: number): { h: Harness; ready: Ready } {
   const h = new Harness({ ids: ['n2'], initialConfig: { voters: ['n1', 'n2', 'n3'], learners: [] } });

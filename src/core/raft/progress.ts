@@ -19,12 +19,14 @@ export class Progress {
    * Invariant: inflight.length <= inflightMsgsMax. */
   inflight: Inflight[] = [];
   /** The snapshot being sent in snapshot state, the next byte offset to send, the offset the
-   * follower acknowledged holding, and when the transfer last started or progressed.
+   * follower acknowledged holding, and when chunks were last sent.
    * Invariant: snapshotAckedOffset <= snapshotOffset. */
   snapshotIndex = 0;
   snapshotOffset = 0;
   snapshotAckedOffset = 0;
   snapshotSentTick = 0;
+  /** When the follower last acknowledged more of the image (or the transfer started). */
+  snapshotAckTick = 0;
   /** The highest leader sequence number and leader send tick this follower acknowledged in
    * this term: they confirm ReadIndex rounds and measure check-quorum and the lease. */
   ackedSeq = 0;
@@ -63,6 +65,7 @@ export class Progress {
     this.snapshotOffset = 0;
     this.snapshotAckedOffset = 0;
     this.snapshotSentTick = tick;
+    this.snapshotAckTick = tick;
     this.inflight = [];
   }
 

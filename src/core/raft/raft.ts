@@ -129,6 +129,10 @@ interface IncomingSnapshot {
 
 const emptyMembership: Membership = { voters: [], learners: [] };
 
+/** A follower receiving an image may be silent this many election timeouts (restoring a large
+ * image blocks it for seconds) before the leader stops keeping the log after the image for it. */
+const IMAGE_HOLD_ELECTIONS = 20;
+
 /** Appends chunks into one buffer (no Buffer in the core). */
 function concatBytes(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
   const out = new Uint8Array(totalBytes);
@@ -377,12 +381,15 @@ export class Raft {
     assert(term !== undefined, `compact: no term at ${index}`);
     const meta = { index, term, config: this.log.configAt(index) };
     let retainFrom = retainFromIndex;
-    for (const pr of this.progress.values()) {
-      // A follower that stopped answering does not hold the log back (memory would grow while
-      // it is down); once back it gets a new image.
-      if (pr.state === 'snapshot' && this.image !== null && pr.snapshotIndex === this.image.meta.index && this.recentlyActive(pr)) {
-        retainFrom = Math.min(retainFrom, pr.snapshotIndex + 1);
-      }
+    const image = this.image;
+    for (const pr of image === null ? [] : this.progress.values()) {
+      // The follower receiving the image (it may be silent a while, restoring a large one) or
+      // that just installed it continues from the entries after it. Not forever: a follower
+      // silent for imageHoldTicks does not hold the log back (memory would grow while it is
+      // down); once back it gets a new image.
+      const receiving = pr.state === 'snapshot' && pr.snapshotIndex === image!.meta.index && this.tickNow - pr.snapshotAckTick <= this.imageHoldTicks();
+      const installed = pr.state !== 'snapshot' && pr.match === image!.meta.index && this.recentlyActive(pr);
+      if (receiving || installed) retainFrom = Math.min(retainFrom, image!.meta.index + 1);
     }
     this.log.compact(meta, Math.max(retainFrom, this.log.firstIndex()));
     if (this.image !== null && this.image.meta.index < this.log.firstIndex() - 1) this.image = null;
@@ -709,15 +716,28 @@ export class Raft {
           this.sendAppend(id, false);
         }
       } else if (pr.state === 'snapshot' && this.tickNow - pr.snapshotSentTick >= stallTicks) {
-        // No progress for a while (a chunk lost): go back to what the follower acknowledged.
-        pr.snapshotOffset = pr.snapshotAckedOffset;
         pr.snapshotSentTick = this.tickNow;
-        this.sendSnapshotChunks(id, pr);
+        if (this.tickNow - pr.snapshotAckTick > this.imageHoldTicks()) {
+          // Silent too long: give up (compact() no longer keeps the log for it). Once it answers
+          // a heartbeat it is probed, and the image restarts where it got to (it keeps what
+          // arrived) or a new one is made.
+          pr.abandonSnapshot();
+        } else if (this.recentlyActive(pr)) {
+          // No progress though it answers (a chunk lost): resend from what it acknowledged, one
+          // chunk; its answer reopens the window. A silent follower (restoring) is left alone.
+          pr.snapshotOffset = pr.snapshotAckedOffset;
+          this.sendSnapshotChunks(id, pr, false);
+        }
       } else if (pr.state === 'probe' && pr.probeSent) {
         pr.probeSent = false;
         this.sendAppend(id, false);
       }
     }
+  }
+
+  /** How long a follower receiving an image may stay silent before the leader gives up on it. */
+  private imageHoldTicks(): number {
+    return IMAGE_HOLD_ELECTIONS * this.electionTicks;
   }
 
   /** Whether the follower acknowledged a message sent within the last election timeout. */
@@ -1057,9 +1077,14 @@ export class Raft {
     pr.noteAck(m.seq, m.sentTick);
     this.releaseConfirmedReads();
     if (pr.state !== 'snapshot' || m.snapshotIndex !== pr.snapshotIndex) {
-      if (m.done && m.snapshotIndex > pr.match && pr.state === 'snapshot') {
+      // About another image (an older one, or one the leader gave up on): only a completed
+      // install teaches something, where the follower's log now is.
+      if (m.done && m.snapshotIndex > pr.match) {
         pr.match = m.snapshotIndex;
-        pr.becomeProbe();
+        if (pr.state === 'snapshot') pr.abandonSnapshot();
+        else pr.becomeProbe();
+        this.maybeCommit();
+        this.sendAppend(m.from, false);
       }
       return;
     }
@@ -1076,6 +1101,7 @@ export class Raft {
     } else if (m.nextOffset > pr.snapshotAckedOffset) {
       pr.snapshotAckedOffset = m.nextOffset;
       pr.snapshotOffset = Math.max(pr.snapshotOffset, m.nextOffset);
+      pr.snapshotAckTick = this.tickNow;
     } else {
       // A duplicate, or the follower still waits for a chunk that was lost: the stall timer
       // goes back to the acknowledged offset (retransmitStalled), once, not per answer.
@@ -1168,8 +1194,8 @@ export class Raft {
   }
 
   /** Sends the image's next chunks to `id`: at least one when none is unacknowledged, and more
-   * while fewer than snapshotChunksInflightMax are. */
-  private sendSnapshotChunks(id: NodeId, pr: Progress): void {
+   * while fewer than snapshotChunksInflightMax are (only one when not `windowed`). */
+  private sendSnapshotChunks(id: NodeId, pr: Progress, windowed = true): void {
     const snapshot = this.image;
     if (snapshot === null) {
       // compact() dropped it while the follower did not answer: probe again, and once it
@@ -1185,7 +1211,7 @@ export class Raft {
     const windowBytes = this.snapshotChunksInflightMax * this.snapshotChunkBytes;
     // An empty image still takes one (empty) chunk.
     let idle = pr.snapshotOffset <= pr.snapshotAckedOffset;
-    while (idle || (pr.snapshotOffset < totalBytes && pr.snapshotOffset - pr.snapshotAckedOffset < windowBytes)) {
+    while (idle || (windowed && pr.snapshotOffset < totalBytes && pr.snapshotOffset - pr.snapshotAckedOffset < windowBytes)) {
       idle = false;
       const offset = Math.min(pr.snapshotOffset, totalBytes);
       const end = Math.min(totalBytes, offset + this.snapshotChunkBytes);
