@@ -12,6 +12,8 @@ export interface DevOptions {
   readonly basePort: number;
   /** Peer ports start here (default basePort - 1000: 8001 -> 7001). */
   readonly peerBasePort?: number;
+  /** Binary protocol ports (--listen-binary) start here (default basePort + 1000: 8001 -> 9001). */
+  readonly binaryBasePort?: number;
   readonly tickMs?: number;
   readonly readyTimeoutMs?: number;
   /** Passed to every member: a config file (e.g. only an alerts section) and a webhook. */
@@ -27,6 +29,8 @@ const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/chorus.j
 interface Member {
   readonly id: string;
   readonly url: string;
+  /** host:port of its binary protocol (ChorusBinaryClient). */
+  readonly binary: string;
   readonly dataDir: string;
   readonly logFile: string;
   readonly child: ChildProcess;
@@ -55,7 +59,8 @@ export async function runDev(options: DevOptions): Promise<void> {
   const count = options.nodes;
   if (!Number.isSafeInteger(count) || count < 1 || count > 9) throw new Error('--nodes must be 1 to 9');
   const peerBase = options.peerBasePort ?? options.basePort - 1000;
-  if (peerBase < 1 || options.basePort + count > 65535) throw new Error('ports out of range');
+  const binaryBase = options.binaryBasePort ?? options.basePort + 1000;
+  if (peerBase < 1 || binaryBase < 1 || Math.max(options.basePort, peerBase, binaryBase) + count > 65535) throw new Error('ports out of range');
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true });
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
@@ -70,6 +75,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       '--data-dir', dataDir,
       '--listen-client', `${HOST}:${options.basePort + i}`,
       '--listen-peer', `${HOST}:${peerBase + i}`,
+      '--listen-binary', `${HOST}:${binaryBase + i}`,
       '--initial-cluster', initialCluster,
       ...(options.tickMs === undefined ? [] : ['--tick-ms', String(options.tickMs)]),
       ...(options.config === undefined ? [] : ['--config', resolve(options.config)]),
@@ -78,7 +84,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     const member: Member = {
-      id, url: `http://${HOST}:${options.basePort + i}`, dataDir, logFile, child, exited: false,
+      id, url: `http://${HOST}:${options.basePort + i}`, binary: `${HOST}:${binaryBase + i}`, dataDir, logFile, child, exited: false,
       exit: new Promise((resolveExit) => child.once('exit', (code) => {
         member.exited = true;
         resolveExit(code);
@@ -153,6 +159,7 @@ export async function runDev(options: DevOptions): Promise<void> {
     `Chorus dev cluster is up: ${count} member(s), leader ${leaderId}`,
     '',
     ...members.map((m) => `  ${m.id}  ${m.url}   data ${join(shown, m.id)}   log ${join(shown, `${m.id}.log`)}`),
+    `Binary protocol: ${members.map((m) => `${m.id} ${m.binary}`).join(', ')} (ChorusBinaryClient: docs/api.md#binary-protocol)`,
     '',
     'Try:',
     `  curl -X PUT --data-binary 'world' ${first.url}/v1/kv/hello`,

@@ -95,12 +95,13 @@ export function buildProgram(): Command {
     .description('start a local cluster, each member in its own process; Ctrl-C stops it')
     .option('--nodes <n>', 'number of members', integer('--nodes', 1), 3)
     .option('--dir <dir>', 'data and log directory', './chorus-data')
-    .option('--base-port <port>', 'client port of the first member (peers use base-port - 1000)', integer('--base-port', 1), 8001)
+    .option('--base-port <port>', 'client port of the first member (peers use base-port - 1000, the binary protocol base-port + 1000)', integer('--base-port', 1), 8001)
     .option('--peer-base-port <port>', 'peer port of the first member', integer('--peer-base-port', 1))
+    .option('--binary-base-port <port>', 'binary protocol port (--listen-binary) of the first member', integer('--binary-base-port', 1))
     .option('--tick-ms <ms>', 'Raft tick of every member', integer('--tick-ms', 1))
     .option('--config <file>', 'a config file for every member (e.g. only an alerts section: docs/observability.md)')
     .option('--alert-webhook <url>', 'every member POSTs its alerts here')
-    .action((flags: { nodes: number; dir: string; basePort: number; peerBasePort?: number; tickMs?: number; config?: string; alertWebhook?: string }) =>
+    .action((flags: { nodes: number; dir: string; basePort: number; peerBasePort?: number; binaryBasePort?: number; tickMs?: number; config?: string; alertWebhook?: string }) =>
       runDev(flags).catch((error: unknown) => {
         process.stderr.write(`chorus dev: ${error instanceof Error ? error.message : String(error)}\n`);
         process.exit(1);

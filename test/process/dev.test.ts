@@ -1,10 +1,11 @@
-// `chorus dev` as a newcomer starts it: it prints its endpoints, they serve HTTP, and SIGINT
-// stops every member.
+// `chorus dev` as a newcomer starts it: it prints its endpoints, they serve HTTP and the binary
+// protocol, and SIGINT stops every member.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { ChorusBinaryClient } from '../../src/client/index.ts';
 import { tempDir } from '../node/helpers.ts';
 import { REPO_ROOT, spawnChorus, waitFor } from './helpers.ts';
 
@@ -16,14 +17,15 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** Two runs of `count` consecutive free ports (client and peer ports of `chorus dev`). */
-async function consecutivePorts(count: number): Promise<{ base: number; peerBase: number }> {
+/** Three runs of `count` consecutive free ports (client, peer and binary ports of `chorus dev`). */
+async function consecutivePorts(count: number): Promise<{ base: number; peerBase: number; binaryBase: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 20_000);
     const peerBase = base + 20_000;
-    const ports = Array.from({ length: count }, (_, i) => [base + i, peerBase + i]).flat();
+    const binaryBase = base + 10_000;
+    const ports = Array.from({ length: count }, (_, i) => [base + i, peerBase + i, binaryBase + i]).flat();
     const free = await Promise.all(ports.map(portFree));
-    if (free.every(Boolean)) return { base, peerBase };
+    if (free.every(Boolean)) return { base, peerBase, binaryBase };
   }
   throw new Error('no run of free ports found');
 }
@@ -36,8 +38,8 @@ test('npm start runs chorus dev', async () => {
 
 test('chorus dev prints its endpoints, serves requests and the client commands, and SIGINT stops every member', async (t) => {
   const dir = await tempDir(t, 'chorus-dev-');
-  const { base, peerBase } = await consecutivePorts(3);
-  const dev = spawnChorus(t, ['dev', '--dir', join(dir, 'data'), '--base-port', String(base), '--peer-base-port', String(peerBase), '--tick-ms', '50']);
+  const { base, peerBase, binaryBase } = await consecutivePorts(3);
+  const dev = spawnChorus(t, ['dev', '--dir', join(dir, 'data'), '--base-port', String(base), '--peer-base-port', String(peerBase), '--binary-base-port', String(binaryBase), '--tick-ms', '50']);
   try {
     await waitFor(() => dev.output.includes('Press Ctrl-C') || dev.exitCode !== null, 'chorus dev to report the cluster up', 60_000);
     assert.equal(dev.exitCode, null, dev.output);
@@ -50,6 +52,23 @@ test('chorus dev prints its endpoints, serves requests and the client commands, 
     assert.equal(put.status, 200);
     const get = await fetch(`${members[2]!}/v1/kv/hello`);
     assert.equal(await get.text(), 'world');
+
+    // Each member's binary protocol address is printed; a put and a get through one of them.
+    const binaryLine = /^Binary protocol: (.*)$/m.exec(dev.output);
+    assert.ok(binaryLine !== null, 'a line with the binary addresses');
+    const binaries = [...binaryLine[1]!.matchAll(/(n\d) (127\.0\.0\.1:\d+)/g)].map((m) => [m[1], m[2]]);
+    assert.deepEqual(binaries, [0, 1, 2].map((i) => [`n${i + 1}`, `127.0.0.1:${binaryBase + i}`]));
+    const binary = new ChorusBinaryClient({ endpoint: binaries[1]![1]!, timeoutMs: 15_000 });
+    try {
+      const written = await binary.put('binary/hello', 'over the binary protocol');
+      assert.equal(written.committed, true);
+      const read = await binary.get('binary/hello');
+      assert.equal(Buffer.from(read!.value).toString(), 'over the binary protocol');
+      assert.equal(read!.revision, written.revision);
+    } finally {
+      binary.close();
+    }
+    assert.equal(await (await fetch(`${members[0]!}/v1/kv/binary/hello`)).text(), 'over the binary protocol');
 
     // The client commands against the dev cluster.
     const endpoints = members.join(',');
@@ -81,6 +100,7 @@ test('chorus dev prints its endpoints, serves requests and the client commands, 
     for (let i = 0; i < 3; i++) {
       assert.ok(await portFree(base + i), `member ${i + 1} released its client port`);
       assert.ok(await portFree(peerBase + i), `member ${i + 1} released its peer port`);
+      assert.ok(await portFree(binaryBase + i), `member ${i + 1} released its binary port`);
     }
     const log = await readFile(join(dir, 'data', 'n1.log'), 'utf8');
     assert.match(log, /"event":"member-stopped"/, 'the member stopped cleanly');
