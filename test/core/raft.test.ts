@@ -576,15 +576,25 @@ test('snapshots: a lagging follower receives the snapshot in chunks, installs it
   assert.ok(appendsAfter.length > 0, 'the entry after the snapshot came as an append');
 });
 
-test('snapshots: once a follower installed a snapshot, new entries reach it without waiting for a heartbeat', () => {
-  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 16 } });
+/**
+ * Elects a leader and cuts one follower off while eight entries commit; the leader then compacts
+ * past them (with an image, or without one as the real member does) and the network heals.
+ */
+function lagBehindCompaction(h: Harness, image: 'image' | 'no-image'): { leader: NodeId; lagging: NodeId } {
   const leader = h.elect();
   const lagging = others(h, leader)[0]!;
   h.isolate(lagging);
   for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
   h.deliverAll();
-  h.compact(leader);
+  if (image === 'image') h.compact(leader);
+  else h.compactWithoutImage(leader);
   h.heal();
+  return { leader, lagging };
+}
+
+test('snapshots: once a follower installed a snapshot, new entries reach it without waiting for a heartbeat', () => {
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 16 } });
+  const { leader, lagging } = lagBehindCompaction(h, 'image');
   h.tickUntil(() => h.applied(lagging).length === 8, 50);
   // The snapshot exchange is over: the follower acknowledged an append at the snapshot index.
   const progress = h.node(leader).status().progress.get(lagging);
@@ -625,13 +635,7 @@ test('images on demand: compaction keeps no image; a follower behind it makes th
 
 test('images on demand: a compaction while an image is sent keeps the entries after it, so the transfer completes', () => {
   const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 8 } });
-  const leader = h.elect();
-  const lagging = others(h, leader)[0]!;
-  h.isolate(lagging);
-  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
-  h.deliverAll();
-  h.compactWithoutImage(leader);
-  h.heal();
+  const { leader, lagging } = lagBehindCompaction(h, 'no-image');
   h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
   const image = h.offerImage(leader);
   // The first chunk is lost; meanwhile the leader commits more and compacts past the image.
@@ -712,13 +716,7 @@ test('snapshots stream: several chunks leave before the first acknowledgement; a
 
 test('images on demand: a follower silent while it restores keeps the log after the image; one silent for good does not', () => {
   const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 8, electionTicks: 10 } });
-  const leader = h.elect();
-  const lagging = others(h, leader)[0]!;
-  h.isolate(lagging);
-  for (let i = 0; i < 8; i++) h.propose(leader, `value-${i}`);
-  h.deliverAll();
-  h.compactWithoutImage(leader);
-  h.heal();
+  const { leader, lagging } = lagBehindCompaction(h, 'no-image');
   h.tickUntil(() => h.node(leader).snapshotWanted(), 10);
   const image = h.offerImage(leader);
   // The follower takes the chunks and installs, then says nothing for longer than an election

@@ -10,19 +10,8 @@ import type { TestContext } from 'node:test';
 import { decodeBinaryPayload } from '../../src/api/binary-protocol.ts';
 import { ChorusBinaryClient, ChorusClient, ChorusClientError } from '../../src/client/index.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
-import { freePorts, HOST, startCluster, waitFor } from './helpers.ts';
-import type { TestCluster } from './helpers.ts';
+import { binaryCluster, freePorts, HOST, waitFor } from './helpers.ts';
 
-async function binaryCluster(t: TestContext): Promise<TestCluster> {
-  const ports = await freePorts(3);
-  const cluster = await startCluster(t, 3);
-  // Restart each member with a binary port (startCluster's overrides are shared by all members).
-  for (const [i, id] of cluster.spec.ids.entries()) {
-    await cluster.stop(id);
-    await cluster.start(id, { listenBinary: `${HOST}:${ports[i]!}` });
-  }
-  return cluster;
-}
 
 /** A member that accepts connections and reads requests but never answers them. */
 async function silentServer(t: TestContext, port = 0): Promise<{ address: string; requests: unknown[]; sockets: net.Socket[] }> {

@@ -12,19 +12,8 @@ import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
 import { BinaryEndpoints } from '../../bench/binary-phases.ts';
 import { describeFailures, runLoad } from '../../bench/load.ts';
 import { benchKey, benchValue } from '../../bench/systems.ts';
-import { freePorts, HOST, startCluster, waitFor } from './helpers.ts';
-import type { TestCluster } from './helpers.ts';
+import { binaryCluster, freePorts, HOST, waitFor } from './helpers.ts';
 
-async function binaryCluster(t: Parameters<typeof startCluster>[0]): Promise<TestCluster> {
-  const ports = await freePorts(3);
-  const cluster = await startCluster(t, 3);
-  // Restart each member with a binary port (startCluster's overrides are shared by all members).
-  for (const [i, id] of cluster.spec.ids.entries()) {
-    await cluster.stop(id);
-    await cluster.start(id, { listenBinary: `${HOST}:${ports[i]!}` });
-  }
-  return cluster;
-}
 
 /** A raw connection: sends frames as given and collects the decoded answers. */
 async function rawConnection(address: string): Promise<{ socket: net.Socket; answers: unknown[]; closed: Promise<void> }> {
