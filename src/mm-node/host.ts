@@ -62,6 +62,14 @@ export interface MultiMasterTuning {
   readonly writesPendingMax: number;
 }
 
+/** Longer than a batch's acknowledgement takes on a LAN, even on a loaded member: hearing from a
+ * peer that left our batch unanswered this long means the batch was lost. */
+const BATCH_ANSWER_MS_MAX = 250;
+/** A peer that streams to us is heard at least every replIntervalMs while it has a backlog and
+ * every heartbeatMs when idle; silent this long with our batch unanswered, it was most likely cut
+ * off (and a busy peer's slow answer is not taken for a loss). */
+const PEER_SILENCE_MS = 500;
+
 export const DEFAULT_MM_TUNING: MultiMasterTuning = {
   replIntervalMs: 20,
   batchCountMax: 1000,
@@ -502,10 +510,16 @@ export class MultiMasterHost {
     const st = rt.peerState.get(m.from)!;
     const now = this.options.monotonicMs();
     // Back after a silence (a partition, a restart): the batch in flight was most likely lost
-    // with it, so the stream resumes now rather than after ackTimeoutMs.
+    // with it, so the stream resumes now rather than after ackTimeoutMs. A silence is nothing at
+    // all for suspectAfterMs, or nothing since our batch left, long enough ago that its answer
+    // should have come, while the peer itself was silent a while (a cut shorter than
+    // suspectAfterMs otherwise waited up to ackTimeoutMs). A batch sent twice is harmless: the
+    // peer keeps what it already has.
     const returning = now - st.lastHeardMs > this.tuning.suspectAfterMs;
+    const silentSinceBatch = st.inFlightSinceMs !== null && st.lastHeardMs < st.inFlightSinceMs &&
+      now - st.inFlightSinceMs > BATCH_ANSWER_MS_MAX && now - st.lastHeardMs > PEER_SILENCE_MS;
     st.lastHeardMs = now;
-    if (returning && st.inFlightSinceMs !== null && st.inFlightSinceMs < now - this.tuning.suspectAfterMs / 2) st.inFlightSinceMs = null;
+    if ((returning && st.inFlightSinceMs !== null && st.inFlightSinceMs < now - this.tuning.suspectAfterMs / 2) || silentSinceBatch) st.inFlightSinceMs = null;
     try {
       this.handle(rt, m.from, m.body as unknown as Body);
     } catch (error) {

@@ -70,6 +70,27 @@ test('the catalog is replicated; consensus keyspaces are separate from /v1/kv an
   assert.equal((missing.json() as { code: string }).code, 'CHORUS_KEYSPACE_NOT_FOUND');
 });
 
+test('multi-master: after a cut shorter than the suspicion time, the stream resumes when the peer is heard again, not after the ack timeout', async (t) => {
+  // Anti-entropy, hints and the ack timeout are all out of reach: only the stream can repair.
+  const cluster = await startCluster(t, 3, { enableTestFaults: true, multiMaster: { aeIntervalMs: 600_000, ackTimeoutMs: 600_000, suspectAfterMs: 60_000 } });
+  const leader = await cluster.leader();
+  const nodes = [...cluster.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const res = await createKeyspace(leader, { name: 'mm-short-cut', mode: 'multi-master', conflicts: 'lww' });
+  assert.equal(res.status, 201, res.text);
+  await catalogEverywhere(nodes, 'mm-short-cut');
+  const [a, b, c] = nodes as [ChorusNode, ChorusNode, ChorusNode];
+  assert.equal((await http('PUT', `${a.clientUrl}/v1/ks/mm-short-cut/kv/warm?w=3`, 'up')).status, 200);
+  // Cut c off; a writes while the batches to c are lost.
+  await http('POST', `${c.clientUrl}/v1/test/faults`, json({ isolate: true }));
+  for (const n of [a, b]) await http('POST', `${n.clientUrl}/v1/test/faults`, json({ dropTo: [c.id], dropFrom: [c.id] }));
+  for (let i = 0; i < 20; i++) assert.equal((await http('PUT', `${a.clientUrl}/v1/ks/mm-short-cut/kv/k${i}`, `v${i}`)).status, 200);
+  await new Promise((resolve) => setTimeout(resolve, 800)); // the batch to c is now long unanswered
+  for (const n of nodes) await http('POST', `${n.clientUrl}/v1/test/faults`, json({}));
+  // c's heartbeat batch (every heartbeatMs, 1 s) reaches a, which resumes its stream to c.
+  await waitFor(() => new Set(hashes(nodes, 'mm-short-cut')).size === 1, 'mm-short-cut converged', 20_000);
+  assert.equal((await http('GET', `${c.clientUrl}/v1/ks/mm-short-cut/kv/k19`)).text, 'v19');
+});
+
 test('multi-master keyspaces accept writes on a member cut off from the others and converge after healing', async (t) => {
   const cluster = await startCluster(t, 3, { enableTestFaults: true, multiMaster: { aeIntervalMs: 500, suspectAfterMs: 1000 } });
   const leader = await cluster.leader();
