@@ -3,9 +3,9 @@
 // instead of HTTP/1.1 keep-alive pools. The workers share one connection per 64 of them (a
 // pipeline: many requests in flight on it), as an application with one client per process would.
 import { ChorusBinaryClient, ChorusClientError } from '../src/client/index.ts';
-import { describeFailures, RequestFailure, runLoad } from './load.ts';
+import { RequestFailure, runLoad } from './load.ts';
 import type { LoadResult, LoadTarget } from './load.ts';
-import { failed, loadResult, xorshift } from './phases.ts';
+import { failed, warmThenMeasure, xorshift } from './phases.ts';
 import type { SystemRun } from './phases.ts';
 import type { SystemResult } from './report.ts';
 import { benchKey, benchValue } from './systems.ts';
@@ -90,10 +90,7 @@ export async function binaryWritePhase(run: SystemRun, concurrency: number): Pro
       run.nextKey = base + result.succeeded + result.failed;
       return result;
     };
-    await measure(run.settings.warmupMs);
-    const result = await measure(run.settings.phaseDurationMs);
-    if (result.failed > 0) run.log(`  Chorus binary write failures: ${describeFailures(result.failures)}`);
-    return loadResult(result);
+    return await warmThenMeasure(run, 'Chorus binary write', measure);
   } catch (error) {
     return failed(error);
   } finally {
@@ -121,10 +118,7 @@ export async function binaryReadPhase(run: SystemRun, stale: boolean): Promise<S
         accept: (answer) => answer.status === 200,
       });
     };
-    await measure(run.settings.warmupMs);
-    const result = await measure(run.settings.phaseDurationMs);
-    if (result.failed > 0) run.log(`  Chorus binary read failures: ${describeFailures(result.failures)}`);
-    return loadResult(result);
+    return await warmThenMeasure(run, 'Chorus binary read', measure);
   } catch (error) {
     return failed(error);
   } finally {

@@ -172,14 +172,20 @@ export async function warmUp(run: SystemRun): Promise<void> {
   if (result.failed > 0) run.log(`  ${label(run)} warm-up failures: ${describeFailures(result.failures)}`);
 }
 
+/** Runs `load` for the warm-up (not counted), then for the phase, and reports the phase; failed
+ * requests are logged as `<what> failures`. */
+export async function warmThenMeasure(run: SystemRun, what: string, load: (durationMs: number) => Promise<LoadResult>): Promise<SystemResult> {
+  await load(run.settings.warmupMs);
+  const result = await load(run.settings.phaseDurationMs);
+  if (result.failed > 0) run.log(`  ${what} failures: ${describeFailures(result.failures)}`);
+  return loadResult(result);
+}
+
 export async function writePhase(run: SystemRun, concurrency: number, put?: PutOptions): Promise<SystemResult> {
   try {
     const leader = await run.cluster.leaderIndex();
     const endpoint = (): number => leader;
-    await writeLoad(run, { concurrency, endpoint, durationMs: run.settings.warmupMs, ...(put === undefined ? {} : { put }) });
-    const result = await writeLoad(run, { concurrency, endpoint, durationMs: run.settings.phaseDurationMs, ...(put === undefined ? {} : { put }) });
-    if (result.failed > 0) run.log(`  ${label(run)} write failures: ${describeFailures(result.failures)}`);
-    return loadResult(result);
+    return await warmThenMeasure(run, `${label(run)} write`, (durationMs) => writeLoad(run, { concurrency, endpoint, durationMs, ...(put === undefined ? {} : { put }) }));
   } catch (error) {
     return failed(error);
   }
@@ -230,10 +236,7 @@ export async function readPhase(run: SystemRun, stale: boolean): Promise<SystemR
         accept: (answer) => protocol.valueOf(answer) !== null,
       });
     };
-    await measure(run.settings.warmupMs);
-    const result = await measure(run.settings.phaseDurationMs);
-    if (result.failed > 0) run.log(`  ${label(run)} read failures: ${describeFailures(result.failures)}`);
-    return loadResult(result);
+    return await warmThenMeasure(run, `${label(run)} read`, measure);
   } catch (error) {
     return failed(error);
   } finally {

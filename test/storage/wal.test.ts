@@ -491,13 +491,19 @@ test('preallocation: a segment that rolls over is cut to its last record; only t
   });
 });
 
+/** A log of entries 1..last written with 4 KiB preallocation: its first segment's bytes, and
+ * where its records end (the zeros begin). */
+async function preallocatedLog(dir: string, last: number): Promise<{ options: FileLogStoreOptions; path: string; bytes: Buffer; end: number }> {
+  const options = { preallocateBytes: 4096 };
+  await writeLog(dir, entryRange(1, last, 1), options);
+  const path = join(dir, FIRST_SEGMENT);
+  const bytes = await readFile(path);
+  return { options, path, bytes, end: recordsEnd(bytes) };
+}
+
 test('preallocation: a record torn inside the zeros is cut off with a warning', async () => {
   await withTempDir(async (dir) => {
-    const options = { preallocateBytes: 4096 };
-    await writeLog(dir, entryRange(1, 5, 1), options);
-    const path = join(dir, FIRST_SEGMENT);
-    const bytes = await readFile(path);
-    const end = recordsEnd(bytes);
+    const { options, path, bytes, end } = await preallocatedLog(dir, 5);
     // The first half of a sixth record reached the disk, the rest of the chunk is still zeros.
     const torn = frame(pack({ index: 6, term: 1, type: 'noop' }));
     torn.copy(bytes, end, 0, Math.floor(torn.length / 2));
@@ -519,11 +525,7 @@ test('preallocation: a record torn inside the zeros is cut off with a warning', 
 
 test('preallocation: a valid record after the zeros is corruption, not a tail', async () => {
   await withTempDir(async (dir) => {
-    const options = { preallocateBytes: 4096 };
-    await writeLog(dir, entryRange(1, 3, 1), options);
-    const path = join(dir, FIRST_SEGMENT);
-    const bytes = await readFile(path);
-    const end = recordsEnd(bytes);
+    const { options, path, bytes, end } = await preallocatedLog(dir, 3);
     frame(pack({ index: 9, term: 1, type: 'noop' })).copy(bytes, end + 100);
     await writeFile(path, bytes);
     await expectCorrupt(dir, FIRST_SEGMENT, end, options);
