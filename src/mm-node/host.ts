@@ -62,12 +62,7 @@ export interface MultiMasterTuning {
   readonly writesPendingMax: number;
 }
 
-/** Longer than a batch's acknowledgement takes on a LAN, even on a loaded member: hearing from a
- * peer that left our batch unanswered this long means the batch was lost. */
-const BATCH_ANSWER_MS_MAX = 250;
-/** A peer that streams to us is heard at least every replIntervalMs while it has a backlog and
- * every heartbeatMs when idle; silent this long with our batch unanswered, it was most likely cut
- * off (and a busy peer's slow answer is not taken for a loss). */
+/** A batch unanswered this long by a peer silent as long was most likely lost (see briefCut). */
 const PEER_SILENCE_MS = 500;
 
 export const DEFAULT_MM_TUNING: MultiMasterTuning = {
@@ -431,12 +426,25 @@ export class MultiMasterHost {
     const now = this.options.monotonicMs();
     for (const peer of rt.peers) {
       const st = rt.peerState.get(peer)!;
-      if (st.inFlightSinceMs !== null && now - st.inFlightSinceMs < this.tuning.ackTimeoutMs) continue;
+      if (st.inFlightSinceMs !== null && now - st.inFlightSinceMs < this.tuning.ackTimeoutMs && !this.briefCut(st, now)) continue;
       const backlog = rt.replica.backlogOf(peer);
       if (backlog === 0 && now - st.lastSentMs < this.tuning.heartbeatMs) continue;
       st.inFlightSinceMs = now;
       this.send(rt, peer, { t: 'batch', batch: rt.replica.changesSince(peer, this.tuning.batchCountMax, this.tuning.batchBytesMax) });
     }
+  }
+
+  /**
+   * Whether the batch in flight to a peer is most likely lost in a brief cut: unanswered for
+   * PEER_SILENCE_MS while the peer itself has been silent that long (but not yet suspected, when
+   * hints take over). It is resent then, at most every PEER_SILENCE_MS, rather than after
+   * ackTimeoutMs: both sides of a cut shorter than suspectAfterMs lose their batch in flight,
+   * and each would otherwise wait out the timeout before the other hears from it. A batch sent
+   * twice is harmless: the peer keeps what it already has.
+   */
+  private briefCut(st: PeerState, now: number): boolean {
+    const silentMs = now - st.lastHeardMs;
+    return st.inFlightSinceMs !== null && now - st.inFlightSinceMs > PEER_SILENCE_MS && silentMs > PEER_SILENCE_MS && silentMs <= this.tuning.suspectAfterMs;
   }
 
   private suspected(rt: KeyspaceRuntime, peer: string, now: number): boolean {
@@ -510,16 +518,10 @@ export class MultiMasterHost {
     const st = rt.peerState.get(m.from)!;
     const now = this.options.monotonicMs();
     // Back after a silence (a partition, a restart): the batch in flight was most likely lost
-    // with it, so the stream resumes now rather than after ackTimeoutMs. A silence is nothing at
-    // all for suspectAfterMs, or nothing since our batch left, long enough ago that its answer
-    // should have come, while the peer itself was silent a while (a cut shorter than
-    // suspectAfterMs otherwise waited up to ackTimeoutMs). A batch sent twice is harmless: the
-    // peer keeps what it already has.
+    // with it, so the stream resumes now rather than after ackTimeoutMs.
     const returning = now - st.lastHeardMs > this.tuning.suspectAfterMs;
-    const silentSinceBatch = st.inFlightSinceMs !== null && st.lastHeardMs < st.inFlightSinceMs &&
-      now - st.inFlightSinceMs > BATCH_ANSWER_MS_MAX && now - st.lastHeardMs > PEER_SILENCE_MS;
     st.lastHeardMs = now;
-    if ((returning && st.inFlightSinceMs !== null && st.inFlightSinceMs < now - this.tuning.suspectAfterMs / 2) || silentSinceBatch) st.inFlightSinceMs = null;
+    if (returning && st.inFlightSinceMs !== null && st.inFlightSinceMs < now - this.tuning.suspectAfterMs / 2) st.inFlightSinceMs = null;
     try {
       this.handle(rt, m.from, m.body as unknown as Body);
     } catch (error) {
