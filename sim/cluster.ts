@@ -2,6 +2,7 @@
 // and clock, several clients, and a nemesis, all driven from one seed. Checkers run after every
 // event; a violation stops the run with the seed and a description.
 import {
+  ImageAssembler,
   Raft,
   describeMessage,
   describeReady,
@@ -12,6 +13,7 @@ import {
   type NodeId,
   type Ready,
   type Role,
+  type Snapshot,
 } from '../src/core/raft/index.ts';
 import { checkLinearizability, type Operation } from './checker/linearizability.ts';
 import { kvModel, type KvInput, type KvOutput } from './checker/kv-model.ts';
@@ -77,7 +79,10 @@ export interface SimConfig {
   /** wal_keep in entries: log kept behind the snapshot for lagging followers (0: none). */
   readonly walKeepEntries: number;
   /** As the real member: compaction keeps no image in the core (the state machine is durable on
-   * its own), and an image is made only when a leader asks for one (snapshotWanted()). */
+   * its own), and an image is made only when a leader asks for one (snapshotWanted()), some
+   * ticks later. Otherwise compaction hands the core an image, and a leader that wants one (it
+   * installed a streamed image, which the core does not keep, and has not compacted since) gets
+   * one at once. */
   readonly imagesOnDemand: boolean;
   /** How long making an image takes, in ticks, at most (the real member's worker thread). */
   readonly imageDelayTicksMax: number;
@@ -157,6 +162,10 @@ class SimNode {
   checkedCommit = 0;
   /** An image is being made for the core (imagesOnDemand). */
   imaging = false;
+  /** Collects the chunks of an image being received (the process's memory: a crash loses it). */
+  images = new ImageAssembler();
+  /** The image the ready in flight installs, whole. */
+  installing: Snapshot | null = null;
   /** Accepted proposals awaiting apply: index -> op id. */
   proposals = new Map<number, string>();
   /** Reads awaiting a read index, and reads awaiting apply. */
@@ -300,6 +309,8 @@ export class Simulation {
       },
     );
     node.sm = new SimStateMachine();
+    node.images = new ImageAssembler();
+    node.installing = null;
     if (image.snapshot !== null) node.sm.restore(image.snapshot.data, image.snapshot.meta.index);
     node.lastRole = 'follower';
     node.lastTerm = node.raft.currentTerm();
@@ -388,8 +399,10 @@ export class Simulation {
         this.schedule(0, () => this.crash(id));
         this.schedule(this.nemesisPrng.range(1, 20), () => this.restart(id));
       }
+      const installing = node.images.take(ready);
+      node.installing = installing;
       const ops: DiskOp[] = [];
-      if (ready.snapshot !== null) ops.push({ kind: 'snapshot', snapshot: ready.snapshot, keepLog: ready.logAfterSnapshot === 'keep' });
+      if (installing !== null) ops.push({ kind: 'snapshot', snapshot: installing, keepLog: ready.logAfterSnapshot === 'keep' });
       if (ready.entries.length > 0) ops.push({ kind: 'append', entries: ready.entries });
       if (ready.hardState !== null) ops.push({ kind: 'hardState', hardState: ready.hardState });
       if (ops.length === 0) {
@@ -427,11 +440,13 @@ export class Simulation {
   /** Everything after the durable write of a ready: send, apply, serve, advance. */
   private complete(node: SimNode, ready: Ready): void {
     for (const m of ready.messages) this.send(m);
-    if (ready.snapshot !== null) {
-      node.sm.restore(ready.snapshot.data, ready.snapshot.meta.index);
+    const installing = node.installing;
+    node.installing = null;
+    if (installing !== null) {
+      node.sm.restore(installing.data, installing.meta.index);
       this.stats.snapshotsInstalled++;
       // Proposals covered by the snapshot: their fate is unknown here; leave them to time out.
-      for (const index of [...node.proposals.keys()]) if (index <= ready.snapshot.meta.index) node.proposals.delete(index);
+      for (const index of [...node.proposals.keys()]) if (index <= installing.meta.index) node.proposals.delete(index);
     }
     for (const entry of ready.committedEntries) this.applyEntry(node, entry);
     for (const rs of ready.readStates) {
@@ -452,9 +467,17 @@ export class Simulation {
     this.maybeCompact(node);
   }
 
-  /** imagesOnDemand: a leader wants an image; it is ready some ticks later (taken then). */
+  /** A leader wants an image: imagesOnDemand, it is ready some ticks later (taken then);
+   * otherwise at once. */
   private maybeMakeImage(node: SimNode): void {
-    if (!this.config.imagesOnDemand || node.imaging || !node.raft.snapshotWanted()) return;
+    if (node.imaging || !node.raft.snapshotWanted()) return;
+    if (!this.config.imagesOnDemand) {
+      if (node.sm.applied !== node.raft.log.applied) return;
+      node.raft.offerSnapshot(node.sm.applied, node.sm.snapshot());
+      this.trace(`${node.id} image at ${node.sm.applied}`);
+      this.pump(node);
+      return;
+    }
     node.imaging = true;
     const epoch = node.epoch;
     const delayMs = node.prng.range(0, this.config.imageDelayTicksMax) * this.config.tickMs;

@@ -343,18 +343,36 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 const HEADER_WRITE_VERSION = 18;
 const HEADER_READ_VERSION = 19;
 
-/** Opens a snapshot image as an in-memory database and checks it thoroughly, so that restore
- * never replaces a good state with a bad one. Returns the image (patched to rollback mode,
- * copied only when that needed a change) and its applied index. */
-function openImage(data: Uint8Array): { db: Database.Database; image: Buffer; applied: number } {
+/** Checks that the bytes look like a database image; returns them as a Buffer view, and whether
+ * its header must be switched to rollback mode (a WAL image cannot open in memory). */
+function imageHeader(data: Uint8Array): { image: Buffer; walHeader: boolean } {
   if (!(data instanceof Uint8Array) || data.byteLength < 100) {
     throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot is not a database image');
   }
-  let image = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const image = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (!image.subarray(0, SQLITE_HEADER.length).equals(SQLITE_HEADER)) {
     throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot is not a SQLite database image');
   }
-  if (image[HEADER_WRITE_VERSION] !== 1 || image[HEADER_READ_VERSION] !== 1) {
+  return { image, walHeader: image[HEADER_WRITE_VERSION] !== 1 || image[HEADER_READ_VERSION] !== 1 };
+}
+
+/** Checks an opened image thoroughly, so that restore never replaces a good state with a bad
+ * one, and upgrades an image of the previous schema. Returns its applied index. */
+function checkOpenedImage(db: Database.Database): number {
+  db.pragma('trusted_schema = OFF');
+  const check = db.pragma('quick_check', { simple: true });
+  if (check !== 'ok') throw new KvError('CHORUS_BAD_SNAPSHOT', `snapshot image is corrupt: ${String(check)}`);
+  checkSchema(db, 'CHORUS_BAD_SNAPSHOT', true);
+  migrateToCurrent(db);
+  return readAppliedIndex(db, 'CHORUS_BAD_SNAPSHOT');
+}
+
+/** Opens a snapshot image as an in-memory database (the in-memory instance's restore) and
+ * checks it. The image is copied only when its header needed a change. */
+function openImageInMemory(data: Uint8Array): { db: Database.Database; applied: number } {
+  const header = imageHeader(data);
+  let image = header.image;
+  if (header.walHeader) {
     image = Buffer.from(image); // the caller's bytes stay untouched
     image[HEADER_WRITE_VERSION] = 1;
     image[HEADER_READ_VERSION] = 1;
@@ -366,19 +384,68 @@ function openImage(data: Uint8Array): { db: Database.Database; image: Buffer; ap
     throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot image does not open', { cause });
   }
   try {
-    db.pragma('trusted_schema = OFF');
-    const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new KvError('CHORUS_BAD_SNAPSHOT', `snapshot image is corrupt: ${String(check)}`);
-    // An image from a member that runs the previous schema is accepted and upgraded (the
-    // in-memory copy here; a file-backed restore upgrades the file it wrote).
-    checkSchema(db, 'CHORUS_BAD_SNAPSHOT', true);
-    migrateToCurrent(db);
-    return { db, image, applied: readAppliedIndex(db, 'CHORUS_BAD_SNAPSHOT') };
+    return { db, applied: checkOpenedImage(db) };
   } catch (error) {
     db.close();
     if (error instanceof KvError) throw error;
     throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot image is not readable', { cause: error });
   }
+}
+
+/**
+ * Checks an image written to `file` where it lies: SQLite reads the file it will keep, so the
+ * image is neither copied into memory nor written twice (for a 500 MB state the in-memory check
+ * cost a second and half a gigabyte). A WAL-mode header is switched to rollback mode in the
+ * file. The file is fsynced after the check (which may upgrade its schema). Throws
+ * CHORUS_BAD_SNAPSHOT, with `file` removed, for an image that does not open or check.
+ */
+function checkImageFile(file: string): number {
+  let db: Database.Database | undefined;
+  try {
+    const fd = fs.openSync(file, 'r+');
+    try {
+      const header = Buffer.alloc(100);
+      const got = fs.readSync(fd, header, 0, header.length, 0);
+      imageHeader(header.subarray(0, got)); // throws CHORUS_BAD_SNAPSHOT
+      if (header[HEADER_WRITE_VERSION] !== 1 || header[HEADER_READ_VERSION] !== 1) writeFully(fd, ROLLBACK_VERSIONS, HEADER_WRITE_VERSION);
+    } finally {
+      fs.closeSync(fd);
+    }
+    db = new Database(file, { fileMustExist: true });
+    const applied = checkOpenedImage(db);
+    db.close();
+    const synced = fs.openSync(file, 'r+');
+    try {
+      fs.fsyncSync(synced);
+    } finally {
+      fs.closeSync(synced);
+    }
+    return applied;
+  } catch (error) {
+    db?.close();
+    fs.rmSync(file, { force: true });
+    fs.rmSync(`${file}-journal`, { force: true });
+    if (error instanceof KvError) throw error;
+    throw new KvError('CHORUS_BAD_SNAPSHOT', 'snapshot image does not open', { cause: error });
+  }
+}
+
+function concatChunks(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
+  const data = new Uint8Array(totalBytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return data;
+}
+
+/** Header bytes 18 and 19 of a database in rollback-journal mode. */
+const ROLLBACK_VERSIONS = Buffer.from([1, 1]);
+
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+  let offset = 0;
+  while (offset < bytes.byteLength) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset, position + offset);
 }
 
 /** Takes the image of snapshotAsync() off the main thread. Plain JavaScript, see the file. */
@@ -401,17 +468,6 @@ function imageFromWorker(message: unknown): StateMachineSnapshot {
   data[HEADER_WRITE_VERSION] = 1;
   data[HEADER_READ_VERSION] = 1;
   return { index, data };
-}
-
-function writeFileDurably(file: string, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    let offset = 0;
-    while (offset < bytes.byteLength) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function fsyncDirectory(dir: string): void {
@@ -453,6 +509,9 @@ export class SqliteStateMachine {
   #closed = false;
   /** Stops the snapshotAsync() in flight (its promise rejects with the error), or null. */
   #abortSnapshot: ((error: Error) => void) | null = null;
+  /** The image being received (stageImage). Invariant: `bytes` were written to the restore file
+   * (file-backed: `fd` open on it) or are held in `chunks` (in-memory instance). */
+  #staged: { fd: number | null; chunks: Uint8Array[]; bytes: number } | null = null;
 
   private constructor(db: Database.Database, file: string | null, limits: KvLimits, applied: number) {
     this.#db = db;
@@ -813,26 +872,59 @@ export class SqliteStateMachine {
    * image is checked first (CHORUS_BAD_SNAPSHOT leaves the current state untouched).
    *
    * A file-backed instance swaps files rather than copying rows: the image is written to a
-   * temporary file beside the database and fsynced; the current connection checkpoints its WAL
+   * temporary file beside the database, checked there and fsynced; the current connection checkpoints its WAL
    * and closes (a WAL left next to the new file would be replayed onto it, so any leftover WAL
    * is removed too); the temporary file is renamed over the database, the directory fsynced,
    * and the file reopened in WAL mode. A crash leaves either the old or the new state, whole.
    */
   restore(data: Uint8Array): void {
+    this.stageImage(0, data);
+    this.restoreStaged(data.byteLength);
+  }
+
+  /**
+   * Takes the next piece of an image being received; offset 0 starts a new one (what was staged
+   * of another is dropped). restoreStaged() then restores it without the whole image ever being
+   * in memory: a file-backed instance writes each piece to the restore file beside the database
+   * at once, an in-memory one keeps the pieces. An offset other than 0 or the bytes staged so far
+   * is a caller's bug (Error).
+   */
+  stageImage(offset: number, chunk: Uint8Array): void {
+    this.#assertOpen();
+    if (offset === 0) {
+      this.#dropStaged();
+      this.#staged = { fd: this.#file === null ? null : fs.openSync(restoreTempPath(this.#file), 'w'), chunks: [], bytes: 0 };
+    }
+    const staged = this.#staged;
+    if (staged === null || offset !== staged.bytes) {
+      throw new Error(`image piece at offset ${offset}, but ${staged === null ? 'no image is staged' : `${staged.bytes} bytes are`}`);
+    }
+    if (staged.fd !== null) writeFully(staged.fd, chunk, offset);
+    else staged.chunks.push(chunk);
+    staged.bytes += chunk.byteLength;
+  }
+
+  /** restore() of the image stageImage() received, which must be `totalBytes` long. */
+  restoreStaged(totalBytes: number): void {
     this.#assertOpen();
     // The worker reads the file this would replace (and the WAL it would delete).
     if (this.#abortSnapshot !== null) throw new Error('restore while a snapshot is in progress: await snapshotAsync() first');
-    const incoming = openImage(data);
-    if (this.#file === null) {
+    const staged = this.#staged;
+    if (staged === null || staged.bytes !== totalBytes) {
+      throw new Error(`restore of a ${totalBytes}-byte image, but ${staged === null ? 'none' : `${staged.bytes} bytes`} staged`);
+    }
+    this.#staged = null;
+    const file = this.#file;
+    if (staged.fd === null || file === null) {
+      const incoming = openImageInMemory(staged.chunks.length === 1 ? staged.chunks[0]! : concatChunks(staged.chunks, totalBytes));
       this.#db.close();
       this.#adopt(incoming.db, incoming.applied);
       return;
     }
-    incoming.db.close();
-    const file = this.#file;
+    fs.closeSync(staged.fd);
     const temp = restoreTempPath(file);
+    checkImageFile(temp); // CHORUS_BAD_SNAPSHOT leaves the current state as it was
     try {
-      writeFileDurably(temp, incoming.image);
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch (error) {
       fs.rmSync(temp, { force: true });
@@ -873,6 +965,15 @@ export class SqliteStateMachine {
     this.#applied = applied;
   }
 
+  /** Forgets the image being staged, and its file. */
+  #dropStaged(): void {
+    const staged = this.#staged;
+    this.#staged = null;
+    if (staged === null || staged.fd === null) return;
+    fs.closeSync(staged.fd);
+    fs.rmSync(restoreTempPath(this.#file!), { force: true });
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new Error('the state machine is closed');
   }
@@ -881,6 +982,7 @@ export class SqliteStateMachine {
     if (this.#closed) return;
     this.#closed = true;
     this.#abortSnapshot?.(snapshotFailed('the state machine was closed'));
+    this.#dropStaged();
     this.#db.close();
   }
 }

@@ -1,7 +1,7 @@
 // The wire format: frames of [u32 big-endian length][msgpack payload]. The first frame on a
 // connection is the dialer's Hello; the acceptor answers Welcome or Refuse; after a Welcome the
 // dialer sends Raft messages, one per frame, and the acceptor sends nothing more.
-import { Packr, RESERVE_START_SPACE } from 'msgpackr';
+import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import type { Entry, Membership, NodeId, SnapshotMeta } from '../core/raft/types.ts';
 import { TransportError } from './errors.ts';
 import type { WireMessage } from './types.ts';
@@ -50,7 +50,7 @@ export type HandshakeReply = WelcomeFrame | RefuseFrame;
 // One fixed configuration on both sides: plain msgpack maps (no records or shared structures,
 // which would make the stream stateful), binary as bin8/16/32, byte fields copied out on decode
 // so that a small entry never pins a large receive buffer.
-const packr = new Packr({
+const PACKR_OPTIONS = {
   useRecords: false,
   moreTypes: false,
   structuredClone: false,
@@ -60,7 +60,8 @@ const packr = new Packr({
   bundleStrings: false,
   int64AsType: 'number',
   useFloat32: 0,
-});
+} as const;
+const packr = new Packr(PACKR_OPTIONS);
 
 /**
  * Encodes one value as a complete frame, header included. The result is a view into msgpackr's
@@ -74,8 +75,24 @@ export function encodeFrame(value: unknown): Buffer {
 
 /** Decodes one payload (header already stripped); throws CHORUS_FRAME_MALFORMED. */
 export function decodePayload(payload: Uint8Array): unknown {
+  return decodeWith(packr, payload);
+}
+
+/** Large frames are assembled in a buffer of their own: decoding them leaves byte fields as
+ * views of it instead of copying them out, since they pin nothing but that frame (its entries
+ * or its snapshot chunk). A 1 MiB snapshot chunk was copied twice on arrival before. */
+const OWNED_VIEW_BYTES_MIN = 64 * 1024;
+const viewUnpackr = new Unpackr({ ...PACKR_OPTIONS, copyBuffers: false });
+
+/** decodePayload() of a payload that is its own buffer (FrameDecoder's `owned`), which the
+ * result may then keep a reference to. */
+export function decodeOwnedPayload(payload: Uint8Array): unknown {
+  return decodeWith(payload.byteLength >= OWNED_VIEW_BYTES_MIN ? viewUnpackr : packr, payload);
+}
+
+function decodeWith(unpackr: Unpackr, payload: Uint8Array): unknown {
   try {
-    return packr.unpack(payload);
+    return unpackr.unpack(payload);
   } catch (err) {
     throw new TransportError('CHORUS_FRAME_MALFORMED', `undecodable frame of ${payload.length} bytes`, { cause: err });
   }

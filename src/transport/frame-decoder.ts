@@ -10,8 +10,8 @@ export const FRAME_HEADER_BYTES = 4;
  * quadratic series of concatenations.
  *
  * Payloads are plain Uint8Array views (never Buffer) so that msgpack decoding yields plain
- * Uint8Array byte fields. They are only valid during the callback: the decoder copies byte
- * fields out (copyBuffers), so nothing retains the socket's chunks.
+ * Uint8Array byte fields. A view of a socket chunk is only valid during the callback; a frame
+ * that was assembled is the payload's own buffer (`owned`), which the callee may keep.
  */
 export class FrameDecoder {
   /** Invariant: a header announcing more than this many payload bytes is never buffered. */
@@ -23,9 +23,9 @@ export class FrameDecoder {
   private frame: Uint8Array | null = null;
   private frameFilled = 0;
   private stopped = false;
-  private readonly onFrame: (payload: Uint8Array) => void;
+  private readonly onFrame: (payload: Uint8Array, owned: boolean) => void;
 
-  constructor(frameBytesMax: number, onFrame: (payload: Uint8Array) => void) {
+  constructor(frameBytesMax: number, onFrame: (payload: Uint8Array, owned: boolean) => void) {
     this.frameBytesMax = frameBytesMax;
     this.onFrame = onFrame;
   }
@@ -61,7 +61,7 @@ export class FrameDecoder {
         if (this.frameFilled === frame.length) {
           this.frame = null;
           this.frameFilled = 0;
-          this.onFrame(frame);
+          this.onFrame(frame, true);
         }
         continue;
       }
@@ -72,7 +72,7 @@ export class FrameDecoder {
         if (end - offset >= size) {
           const payload = chunk.subarray(offset, offset + size);
           offset += size;
-          this.onFrame(payload);
+          this.onFrame(payload, false);
         } else {
           this.frame = new Uint8Array(size);
           this.frameFilled = 0;
@@ -89,7 +89,7 @@ export class FrameDecoder {
         this.headerFilled = 0;
         const size = readU32(this.header, 0);
         this.checkSize(size);
-        if (size === 0) this.onFrame(new Uint8Array(0));
+        if (size === 0) this.onFrame(new Uint8Array(0), true);
         else {
           this.frame = new Uint8Array(size);
           this.frameFilled = 0;

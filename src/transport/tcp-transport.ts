@@ -9,6 +9,7 @@ import {
   PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
   advertisedClientAddress,
+  decodeOwnedPayload,
   decodePayload,
   encodeFrame,
   parseHello,
@@ -66,10 +67,10 @@ class InboundConnection {
   /** Handshake deadline, then (after a refusal) the linger deadline. */
   timer: NodeJS.Timeout | null = null;
 
-  constructor(socket: Socket, onFrame: (conn: InboundConnection, payload: Uint8Array) => void) {
+  constructor(socket: Socket, onFrame: (conn: InboundConnection, payload: Uint8Array, owned: boolean) => void) {
     this.socket = socket;
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.decoder = new FrameDecoder(HANDSHAKE_BYTES_MAX, (payload) => onFrame(this, payload));
+    this.decoder = new FrameDecoder(HANDSHAKE_BYTES_MAX, (payload, owned) => onFrame(this, payload, owned));
   }
 
   clearTimer(): void {
@@ -385,7 +386,7 @@ export class TcpTransport implements Transport<WireMessage> {
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
-    const conn = new InboundConnection(socket, (c, payload) => this.onInboundFrame(c, payload));
+    const conn = new InboundConnection(socket, (c, payload, owned) => this.onInboundFrame(c, payload, owned));
     this.inbound.add(conn);
     conn.timer = setTimeout(() => {
       conn.timer = null;
@@ -416,12 +417,12 @@ export class TcpTransport implements Transport<WireMessage> {
     });
   }
 
-  private onInboundFrame(conn: InboundConnection, payload: Uint8Array): void {
+  private onInboundFrame(conn: InboundConnection, payload: Uint8Array, owned: boolean): void {
     if (conn.memberId === null) {
       this.onHello(conn, payload);
       return;
     }
-    const message = validateMessage(decodePayload(payload));
+    const message = validateMessage(owned ? decodeOwnedPayload(payload) : decodePayload(payload));
     if (message === null) {
       throw new TransportError('CHORUS_FRAME_MALFORMED', `frame of ${payload.length} bytes is not a valid message`);
     }

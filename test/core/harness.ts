@@ -3,6 +3,7 @@
 // durable at once, and a network the test drives by hand (tick, deliver, drop, isolate). Every
 // ready and message is written to a one-line transcript (`log`) for failure reports.
 import { Raft } from '../../src/core/raft/raft.ts';
+import { ImageAssembler } from '../../src/core/raft/image-assembler.ts';
 import type { RaftOptions } from '../../src/core/raft/raft.ts';
 import { describeMessage, describeReady } from '../../src/core/raft/describe.ts';
 import type {
@@ -111,6 +112,9 @@ export class Member {
   readonly readStates: ReadState[] = [];
   readonly readFailures: ReadFailure[] = [];
   readonly readies: Ready[] = [];
+  /** Every image this member installed, whole (assembled from the readies' chunks). */
+  readonly installed: Snapshot[] = [];
+  images = new ImageAssembler();
   up = true;
 
   constructor(
@@ -132,6 +136,7 @@ export class Member {
     const snapshot = this.disk.snapshot;
     this.applied = snapshot === null ? [] : decodeSnapshot(snapshot.data);
     this.appliedIndex = snapshot === null ? 0 : snapshot.meta.index;
+    this.images = new ImageAssembler(); // what was received of an image is lost with the process
     this.up = true;
   }
 }
@@ -232,14 +237,18 @@ export class Harness {
       this.log.push(`${member.id} ${describeReady(ready)}`);
       // 1. messages that may leave before the write; 2. the write; 3. messages after it.
       this.pending.push(...ready.messagesBeforePersist);
-      if (ready.snapshot !== null) member.disk.saveSnapshot(ready.snapshot, ready.logAfterSnapshot === 'keep');
+      const installing = member.images.take(ready);
+      if (installing !== null) {
+        member.installed.push(installing);
+        member.disk.saveSnapshot(installing, ready.logAfterSnapshot === 'keep');
+      }
       member.disk.append(ready.entries);
       if (ready.hardState !== null) member.disk.hardState = ready.hardState;
       this.pending.push(...ready.messages);
       // 4. apply; 5. reads; 6. advance.
-      if (ready.snapshot !== null) {
-        member.applied = decodeSnapshot(ready.snapshot.data);
-        member.appliedIndex = ready.snapshot.meta.index;
+      if (installing !== null) {
+        member.applied = decodeSnapshot(installing.data);
+        member.appliedIndex = installing.meta.index;
       }
       for (const entry of ready.committedEntries) this.apply(member, entry);
       member.readStates.push(...ready.readStates);

@@ -209,7 +209,7 @@ test('installSnapshot: a log holding the snapshot’s last entry keeps what foll
   persistAll(log);
   log.commitTo(1);
   log.applied = 1;
-  assert.equal(log.installSnapshot(snapshotAt(3, 2)), true);
+  assert.equal(log.installSnapshot(snapshotAt(3, 2).meta), true);
   assert.equal(log.snapshotIndex(), 3);
   assert.equal(log.lastIndex(), 5);
   assert.deepEqual(termsOf(log), [2, 2]);
@@ -223,7 +223,7 @@ test('installSnapshot: a log holding the snapshot’s last entry keeps what foll
 test('installSnapshot: a divergent log is discarded entirely', () => {
   const log = logOf([1, 1, 1, 1, 1]);
   persistAll(log);
-  assert.equal(log.installSnapshot(snapshotAt(3, 2)), false);
+  assert.equal(log.installSnapshot(snapshotAt(3, 2).meta), false);
   assert.equal(log.snapshotIndex(), 3);
   assert.equal(log.lastIndex(), 3);
   assert.equal(log.lastTerm(), 2);
@@ -238,7 +238,7 @@ test('installSnapshot: a divergent log is discarded entirely', () => {
 test('installSnapshot: a log too short to hold the snapshot’s last entry is discarded', () => {
   const log = logOf([1, 1]);
   persistAll(log);
-  assert.equal(log.installSnapshot(snapshotAt(6, 1)), false);
+  assert.equal(log.installSnapshot(snapshotAt(6, 1).meta), false);
   assert.equal(log.lastIndex(), 6);
   assert.equal(log.lastTerm(), 1);
   // Nothing at or below 6 is durable here until the driver saves the snapshot.
@@ -254,7 +254,7 @@ test('installSnapshot drops config entries the snapshot covers, even when keepin
   log.appendNew(normal(3, 1));
   log.appendNew(config(4, 1, withFour));
   persistAll(log);
-  assert.equal(log.installSnapshot(snapshotAt(3, 1, withLearner)), true);
+  assert.equal(log.installSnapshot(snapshotAt(3, 1, withLearner).meta), true);
   assert.equal(log.configIndex(), 4);
   // Truncating the later change falls back to the snapshot's membership, not the boot one.
   assert.equal(log.merge([normal(4, 2)]), 4);

@@ -560,10 +560,10 @@ test('snapshots: a lagging follower receives the snapshot in chunks, installs it
     offset += chunk.chunk.byteLength;
   }
   assert.equal(offset, snapshot.data.byteLength);
-  const installs = h.member(lagging).readies.filter((r) => r.snapshot !== null);
+  const installs = h.member(lagging).installed;
   assert.equal(installs.length, 1);
-  assert.equal(installs[0]!.snapshot!.meta.index, snapshot.meta.index);
-  assert.deepEqual(installs[0]!.snapshot!.data, snapshot.data);
+  assert.equal(installs[0]!.meta.index, snapshot.meta.index);
+  assert.deepEqual(installs[0]!.data, snapshot.data);
   assert.equal(h.node(lagging).log.snapshotIndex(), snapshot.meta.index);
   assert.deepEqual(h.applied(lagging), written);
 
@@ -603,6 +603,38 @@ test('snapshots: once a follower installed a snapshot, new entries reach it with
   h.propose(leader, 'after');
   h.deliverAll();
   assert.deepEqual(h.applied(lagging).slice(-1), ['after']);
+});
+
+test('snapshots stream: the follower hands the image out in order and keeps none of it; as leader it asks for one', () => {
+  const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 16 } });
+  const { leader, lagging } = lagBehindCompaction(h, 'image');
+  h.tickUntil(() => h.applied(lagging).length === 8, 50);
+  const image = h.node(leader).latestSnapshot()!;
+  const chunks = h.member(lagging).readies.flatMap((r) => r.snapshotChunks);
+  assert.ok(chunks.length >= Math.ceil(image.data.byteLength / 16), `${chunks.length} pieces`);
+  let next = 0;
+  for (const chunk of chunks) {
+    assert.equal(chunk.offset, next, 'in order, each continuing the last');
+    assert.equal(chunk.totalBytes, image.data.byteLength);
+    assert.ok(chunk.data.byteLength <= 16);
+    next += chunk.data.byteLength;
+  }
+  assert.equal(next, image.data.byteLength);
+  const install = h.member(lagging).readies.find((r) => r.snapshot !== null)!;
+  assert.deepEqual(install.snapshot, { meta: image.meta, totalBytes: image.data.byteLength });
+  assert.equal(h.node(lagging).latestSnapshot(), null, 'the core kept none of the bytes');
+
+  // As leader it has no image for a member behind its log: it asks the driver for one.
+  h.elect(lagging);
+  const behind = others(h, lagging).find((id) => id !== leader)!;
+  h.isolate(behind);
+  for (let i = 0; i < 4; i++) h.propose(lagging, `more-${i}`);
+  h.deliverAll();
+  h.compactWithoutImage(lagging);
+  h.heal();
+  h.tickUntil(() => h.node(lagging).snapshotWanted(), 10);
+  h.offerImage(lagging);
+  h.tickUntil(() => h.applied(behind).length === 12, 50);
 });
 
 test('images on demand: compaction keeps no image; a follower behind it makes the leader ask for one, then gets it', () => {
@@ -706,9 +738,9 @@ test('snapshots stream: several chunks leave before the first acknowledgement; a
   for (const m of answers) h.deliver(m);
   // Nothing is resent per answer; a stall rewinds to what the follower acknowledged.
   h.tickUntil(() => h.applied(lagging).length === 8, 50);
-  const installs = h.member(lagging).readies.filter((r) => r.snapshot !== null);
+  const installs = h.member(lagging).installed;
   assert.equal(installs.length, 1);
-  assert.deepEqual(installs[0]!.snapshot!.data, snapshot.data, 'the image arrived intact');
+  assert.deepEqual(installs[0]!.data, snapshot.data, 'the image arrived intact');
   // (The lost copy never reached the network's record: only the resend is in it.)
   const resent = h.messages((m) => m.type === 'Snapshot' && m.to === lagging && m.offset === chunkBytes);
   assert.equal(resent.length, 1, 'the lost chunk was sent again, once');
@@ -1232,7 +1264,8 @@ test('describeReady: deterministic and single-line; every line of a real transcr
   const ready: Ready = {
     hardState: { term: 3, vote: 'n1', commit: 4 },
     entries: sampleEntries,
-    snapshot: { meta: sampleMeta, data: bytes('a\nb') },
+    snapshotChunks: [{ meta: sampleMeta, offset: 0, totalBytes: 3, data: bytes('a\nb') }],
+    snapshot: { meta: sampleMeta, totalBytes: 3 },
     logAfterSnapshot: 'keep',
     messagesBeforePersist: [sampleMessages.Append],
     messages: [sampleMessages.VoteResp, sampleMessages.HeartbeatResp],

@@ -636,8 +636,18 @@ test('a bad snapshot is refused with CHORUS_BAD_SNAPSHOT and changes nothing', (
     assertKvError(() => sm.restore(data), 'CHORUS_BAD_SNAPSHOT');
     assert.equal(sm.digest(), digest);
     assert.equal(sm.appliedIndex(), applied);
+    // The image was written beside the database to be checked there: nothing of it stays.
+    assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), []);
   }
-  // The good image is still fine, and the caller's bytes were not modified.
+  // The good image is still fine, and the caller's bytes were not modified, even when its
+  // header says WAL mode (the file written gets the rollback header).
+  const walHeader = new Uint8Array(good);
+  walHeader[18] = 2;
+  walHeader[19] = 2;
+  const walCopy = new Uint8Array(walHeader);
+  sm.restore(walHeader);
+  assert.equal(hex(walHeader), hex(walCopy));
+  assert.equal(sm.digest(), tampered.digest());
   const goodCopy = new Uint8Array(good);
   sm.restore(good);
   assert.equal(hex(good), hex(goodCopy));
@@ -662,6 +672,39 @@ test('opening a file that belongs to something else is CHORUS_KV_SCHEMA', (t) =>
   db.pragma('user_version = 99');
   db.close();
   assertKvError(() => SqliteStateMachine.open(newer), 'CHORUS_KV_SCHEMA');
+});
+
+test('an image staged piece by piece restores like the whole image; offset 0 starts over', (t) => {
+  const dir = tempDir(t);
+  const source = SqliteStateMachine.open(path.join(dir, 'source.db'));
+  populate(source, new EntryLog(), 120);
+  const image = source.snapshot().data;
+  const pieceBytes = 4096;
+  for (const target of [SqliteStateMachine.open(path.join(dir, 'state.db')), memory()]) {
+    const before = target.digest();
+    // A first image abandoned half way (the leader changed): the next offset 0 drops it.
+    target.stageImage(0, image.subarray(0, pieceBytes));
+    target.stageImage(pieceBytes, image.subarray(pieceBytes, 2 * pieceBytes));
+    assert.throws(() => target.stageImage(5 * pieceBytes, image.subarray(0, 10)), /offset 20480, but 8192 bytes are/);
+    for (let offset = 0; offset < image.byteLength; offset += pieceBytes) {
+      target.stageImage(offset, image.subarray(offset, Math.min(image.byteLength, offset + pieceBytes)));
+    }
+    assert.equal(target.digest(), before, 'staging changes nothing');
+    assert.throws(() => target.restoreStaged(image.byteLength + 1), /staged/);
+    target.restoreStaged(image.byteLength);
+    assert.equal(target.digest(), source.digest());
+    assert.equal(target.appliedIndex(), source.appliedIndex());
+    assert.throws(() => target.restoreStaged(image.byteLength), /none staged/, 'the staged image was used up');
+    target.close();
+  }
+  assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), []);
+  // close() removes a half-received image.
+  const closing = SqliteStateMachine.open(path.join(dir, 'state.db'));
+  closing.stageImage(0, image.subarray(0, pieceBytes));
+  assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), ['state.db.restore-tmp']);
+  closing.close();
+  assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), []);
+  source.close();
 });
 
 test('open removes the temporary file of a restore that crashed before its rename', (t) => {

@@ -1,6 +1,6 @@
 // A hand-driven network of real Raft cores for scripted scenarios: every message is held until
 // the test delivers or drops it, and a "crash" rebuilds a member from what it made durable.
-import { Raft, type Entry, type HardState, type Message, type RaftOptions, type Snapshot } from '../../src/core/raft/index.ts';
+import { ImageAssembler, Raft, type Entry, type HardState, type Message, type RaftOptions, type Snapshot } from '../../src/core/raft/index.ts';
 import { Prng } from '../../sim/prng.ts';
 
 interface Disk {
@@ -20,6 +20,8 @@ export class ScenarioNet {
   /** Read states each member produced: [read index, its commit index at that moment]. */
   readonly readStates = new Map<string, [number, number][]>();
   private readonly prng: Prng;
+  /** The image each member is receiving (lost when it crashes). */
+  private readonly images = new Map<string, ImageAssembler>();
 
   constructor(readonly ids: readonly string[], private readonly options: Partial<RaftOptions> = {}, seed = 1) {
     this.prng = new Prng(seed);
@@ -31,8 +33,13 @@ export class ScenarioNet {
     }
   }
 
+  private imagesOf(id: string): ImageAssembler {
+    return this.images.get(id)!;
+  }
+
   private boot(id: string): void {
     const disk = this.disks.get(id)!;
+    this.images.set(id, new ImageAssembler());
     this.rafts.set(id, new Raft(
       { id, random: this.prng.fork(), electionTicks: 10, heartbeatTicks: 1, assertInvariants: true, ...this.options },
       { initialConfig: { voters: [...this.ids], learners: [] }, hardState: disk.hardState, snapshot: disk.snapshot, entries: disk.entries },
@@ -53,9 +60,10 @@ export class ScenarioNet {
         any = true;
         const ready = raft.ready();
         const disk = this.disks.get(id)!;
-        if (ready.snapshot !== null) {
-          disk.snapshot = ready.snapshot;
-          disk.entries = ready.logAfterSnapshot === 'keep' ? disk.entries.filter((e) => e.index > ready.snapshot!.meta.index) : [];
+        const installing = this.imagesOf(id).take(ready);
+        if (installing !== null) {
+          disk.snapshot = installing;
+          disk.entries = ready.logAfterSnapshot === 'keep' ? disk.entries.filter((e) => e.index > installing.meta.index) : [];
         }
         const first = ready.entries[0];
         if (first !== undefined) disk.entries = [...disk.entries.filter((e) => e.index < first.index), ...ready.entries];

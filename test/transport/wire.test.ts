@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message } from '../../src/core/raft/types.ts';
 import { backoffDelayMs, jitterMs } from '../../src/transport/backoff.ts';
-import { decodePayload, encodeFrame, validateMessage } from '../../src/transport/codec.ts';
+import { decodeOwnedPayload, decodePayload, encodeFrame, validateMessage } from '../../src/transport/codec.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
 import { FrameQueue } from '../../src/transport/frame-queue.ts';
 import { TransportError } from '../../src/transport/errors.ts';
@@ -35,6 +35,28 @@ test('every message type survives encode, split at any byte, decode and validati
     const decoder = new FrameDecoder(1 << 20, (payload) => decoded.push(validateMessage(decodePayload(payload))));
     for (let at = 0; at < stream.length; at += step) decoder.push(stream.subarray(at, at + step));
     assert.deepStrictEqual(decoded, samples, `chunks of ${step} bytes`);
+  }
+});
+
+test('a large assembled frame is decoded without copying its bytes; chunk views and small frames are copied', () => {
+  const large = snapshotChunk('a', 'b', pattern(256 * 1024, 3));
+  const small = snapshotChunk('a', 'b', pattern(1000, 4));
+  const stream = Buffer.concat([encodeFrame(small), encodeFrame(large), encodeFrame(small)]);
+  for (const step of [64 * 1024, stream.length]) {
+    const frames: { payload: Uint8Array; owned: boolean }[] = [];
+    const decoder = new FrameDecoder(1 << 20, (payload, owned) => frames.push({ payload, owned }));
+    for (let at = 0; at < stream.length; at += step) decoder.push(stream.subarray(at, at + step));
+    assert.equal(frames.length, 3);
+    // In one chunk, frames are views of it: not owned. Split over chunks, they are assembled.
+    assert.equal(frames[1]!.owned, step !== stream.length, `chunks of ${step} bytes`);
+    for (const { payload, owned } of frames) {
+      const message = validateMessage(owned ? decodeOwnedPayload(payload) : decodePayload(payload));
+      assert.ok(message !== null && message.type === 'Snapshot');
+      const sharesFrame = message.chunk.buffer === payload.buffer;
+      assert.equal(sharesFrame, owned && payload.byteLength >= 64 * 1024, `chunks of ${step} bytes, ${payload.byteLength}-byte frame`);
+    }
+    const decodedLarge = validateMessage(decodeOwnedPayload(frames[1]!.payload));
+    assert.deepStrictEqual(decodedLarge, large);
   }
 });
 

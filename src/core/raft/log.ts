@@ -3,7 +3,7 @@
 // retained below the snapshot's index (wal_keep: lagging followers catch up from the log
 // rather than needing the snapshot).
 import { assert } from './assert.ts';
-import type { Entry, Membership, Snapshot, SnapshotMeta } from './types.ts';
+import type { Entry, Membership, SnapshotMeta } from './types.ts';
 
 interface ConfigAt {
   readonly index: number;
@@ -239,8 +239,7 @@ export class RaftLog {
    * at the snapshot's index with the snapshot's term, the entries after it are kept; otherwise
    * the whole log is discarded. Returns whether the log after the snapshot was kept.
    */
-  installSnapshot(snapshot: Snapshot): boolean {
-    const meta = snapshot.meta;
+  installSnapshot(meta: SnapshotMeta): boolean {
     const keep = this.matchTerm(meta.index, meta.term) && meta.index <= this.lastIndex();
     if (keep) {
       this.entries = this.entries.slice(meta.index - this.baseIndex);

@@ -19,7 +19,9 @@ import type {
   Ready,
   Role,
   Snapshot,
+  SnapshotChunk,
   SnapshotChunkMessage,
+  SnapshotInstall,
   SnapshotMeta,
   SnapshotResponseMessage,
   VoteResponseMessage,
@@ -123,7 +125,7 @@ interface IncomingSnapshot {
   /** The term of the leader sending it: another leader's image of the same index may differ. */
   readonly leaderTerm: number;
   readonly totalBytes: number;
-  readonly chunks: Uint8Array[];
+  /** Bytes accepted so far (handed to the driver in Ready.snapshotChunks). */
   received: number;
 }
 
@@ -132,17 +134,6 @@ const emptyMembership: Membership = { voters: [], learners: [] };
 /** A follower receiving an image may be silent this many election timeouts (restoring a large
  * image blocks it for seconds) before the leader stops keeping the log after the image for it. */
 const IMAGE_HOLD_ELECTIONS = 20;
-
-/** Appends chunks into one buffer (no Buffer in the core). */
-function concatBytes(chunks: readonly Uint8Array[], totalBytes: number): Uint8Array {
-  const out = new Uint8Array(totalBytes);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
 
 export class Raft {
   readonly id: NodeId;
@@ -220,7 +211,9 @@ export class Raft {
   /** Reads forwarded to the leader, with the tick they left at (oldest first). A reply may be
    * lost, so they expire after two election timeouts and the driver may retry them. */
   private forwardedReads = new Map<string, number>();
-  private snapshotToInstall: Snapshot | null = null;
+  private snapshotToInstall: SnapshotInstall | null = null;
+  /** Chunks of the image being received, for the next ready (in arrival order). */
+  private snapshotChunksOut: SnapshotChunk[] = [];
   private snapshotKeepsLog = false;
 
   // Outbox, drained by ready().
@@ -444,6 +437,7 @@ export class Raft {
       this.readStates.length > 0 ||
       this.readFailures.length > 0 ||
       this.snapshotToInstall !== null ||
+      this.snapshotChunksOut.length > 0 ||
       this.log.unstableFrom <= this.log.lastIndex() ||
       !sameHardState(this.hardState(), this.lastHardState) ||
       Math.min(this.log.committed, this.log.persisted) > this.log.applied
@@ -465,6 +459,7 @@ export class Raft {
     const ready: Ready = {
       hardState,
       entries,
+      snapshotChunks: this.snapshotChunksOut,
       snapshot: this.snapshotToInstall,
       logAfterSnapshot: this.snapshotKeepsLog ? 'keep' : 'discard',
       messagesBeforePersist: this.msgsBeforePersist,
@@ -475,6 +470,7 @@ export class Raft {
     };
     this.lastHardState = hs;
     this.snapshotToInstall = null;
+    this.snapshotChunksOut = [];
     this.msgsBeforePersist = [];
     this.msgsAfterPersist = [];
     this.readStates = [];
@@ -989,25 +985,31 @@ export class Raft {
         reply(0, false, true);
         return;
       }
-      incoming = { meta: m.meta, leaderTerm: m.term, totalBytes: m.totalBytes, chunks: [], received: 0 };
+      incoming = { meta: m.meta, leaderTerm: m.term, totalBytes: m.totalBytes, received: 0 };
       this.incomingSnapshot = incoming;
     }
     if (m.offset !== incoming.received) {
       reply(incoming.received, false, false);
       return;
     }
-    incoming.chunks.push(m.chunk);
+    if (incoming.received + m.chunk.byteLength > incoming.totalBytes) {
+      // A leader that breaks the protocol: drop the image rather than install a wrong one.
+      this.incomingSnapshot = null;
+      reply(0, false, true);
+      return;
+    }
+    // The driver writes the bytes where it will restore from; the core keeps none of them.
+    this.snapshotChunksOut.push({ meta: incoming.meta, offset: m.offset, totalBytes: incoming.totalBytes, data: m.chunk });
     incoming.received += m.chunk.byteLength;
     if (incoming.received < incoming.totalBytes) {
       reply(incoming.received, false, false);
       return;
     }
-    assert(incoming.received === incoming.totalBytes, 'snapshot overran its announced size');
-    const snapshot: Snapshot = { meta: incoming.meta, data: concatBytes(incoming.chunks, incoming.totalBytes) };
     this.incomingSnapshot = null;
-    this.snapshotKeepsLog = this.log.installSnapshot(snapshot);
-    this.image = snapshot;
-    this.snapshotToInstall = snapshot;
+    this.snapshotKeepsLog = this.log.installSnapshot(incoming.meta);
+    // No image to forward: as a leader, this member makes one on demand like after compact().
+    if (this.image !== null && this.image.meta.index < incoming.meta.index) this.image = null;
+    this.snapshotToInstall = { meta: incoming.meta, totalBytes: incoming.totalBytes };
     reply(incoming.totalBytes, true, false);
   }
 

@@ -43,6 +43,23 @@ export interface Snapshot {
   readonly data: Uint8Array;
 }
 
+/** A piece of an image a follower is receiving, in order: `offset` 0 starts a new image (what
+ * was received of another one is abandoned), each next chunk continues at the bytes so far. */
+export interface SnapshotChunk {
+  readonly meta: SnapshotMeta;
+  readonly offset: number;
+  readonly totalBytes: number;
+  readonly data: Uint8Array;
+}
+
+/** A received image is complete: its chunks, in `Ready.snapshotChunks` of this ready and the
+ * ones before, make `totalBytes` bytes. The core does not keep the bytes (an image may be larger
+ * than memory): the driver writes the chunks where it restores from. */
+export interface SnapshotInstall {
+  readonly meta: SnapshotMeta;
+  readonly totalBytes: number;
+}
+
 interface MessageBase {
   readonly from: NodeId;
   readonly to: NodeId;
@@ -181,7 +198,9 @@ export interface ReadFailure {
  * What the driver must do, in this order:
  *  1. send `messagesBeforePersist` (the leader's appends: Raft thesis 10.2.1 lets the leader
  *     replicate while it writes its own disk; it counts itself only once `advance` says so);
- *  2. make `snapshot` (if any), then `entries` and `hardState` durable (fsync);
+ *     write `snapshotChunks` in order into the image being received;
+ *  2. make `snapshot` (if any: the image those chunks made), then `entries` and `hardState`
+ *     durable (fsync);
  *  3. send `messages`;
  *  4. apply `committedEntries` (and restore `snapshot` into the state machine first, if any);
  *  5. serve `readStates` once applied >= index, fail `readFailures`;
@@ -192,7 +211,9 @@ export interface ReadFailure {
 export interface Ready {
   readonly hardState: HardState | null;
   readonly entries: readonly Entry[];
-  readonly snapshot: Snapshot | null;
+  /** Pieces of an image being received, to write before anything else of this ready. */
+  readonly snapshotChunks: readonly SnapshotChunk[];
+  readonly snapshot: SnapshotInstall | null;
   /** With a snapshot: whether the stored log after the snapshot's index stays ('keep': the log
    * held the snapshot's last entry, Raft Figure 13) or is discarded entirely ('discard'). */
   readonly logAfterSnapshot: 'keep' | 'discard';
