@@ -2,6 +2,8 @@
 // bootstraps from a snapshot of 100,000 keys and serves the leader's state; a switchover loses
 // no acknowledged write; the cluster grows from 3 to 5 voters and shrinks back to 3.
 import { test } from 'node:test';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { ChorusClient } from '../../src/client/index.ts';
 import type { ClusterView } from '../../src/api/types.ts';
@@ -77,6 +79,45 @@ test('a learner added to a cluster holding 100,000 keys bootstraps from a snapsh
     assert.equal(await sample.getText('lk/54321', { consistency: 'stale' }), 'value-54321');
     const view = await leaderView(cluster);
     assert.equal(view.members.find((m) => m.id === 'n4')?.voter, false, 'it stays a learner');
+  } catch (error) {
+    t.diagnostic(cluster.describe());
+    throw error;
+  }
+});
+
+test('a learner SIGKILLed while its image streams in restarts, drops the half-received image and completes a new one', async (t) => {
+  const cluster = await startGrowableProcessCluster(t, 3, 4, ['--snapshot-entries', '50', '--wal-keep-entries', '0']);
+  try {
+    await cluster.leader();
+    // About 150 MB of state: the image takes a good fraction of a second to arrive.
+    const client = new ChorusClient({ endpoints: cluster.urls(['n1', 'n2', 'n3']), timeoutMs: 30_000 });
+    const value = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
+    const writes = Array.from({ length: 2400 }, (_, i) => i);
+    await pool(writes, 16, async (i) => {
+      await client.put(`big/${String(i).padStart(4, '0')}`, value);
+    });
+    await client.put('big/last', 'the end');
+
+    await client.addMember({ id: 'n4', peerAddress: cluster.peerAddress('n4'), learner: true });
+    const staged = join(cluster.spec.dirs.get('n4')!, 'state.db.restore-tmp');
+    await cluster.join('n4');
+    // Killed as soon as part of the image is on its disk.
+    await waitFor(async () => ((await stat(staged).catch(() => null))?.size ?? 0) > 0, 'n4 receives its image', 60_000);
+    const killed = await cluster.kill('n4');
+    const partial = (await stat(staged)).size;
+    t.diagnostic(`n4 killed with ${partial} bytes of the image on disk`);
+    assert.doesNotMatch(killed.output, /"snapshot-installed"/, 'it was killed before the image was complete');
+
+    cluster.start('n4');
+    await caughtUp(cluster, 'n4', 60_000);
+    // The applied index shows before the log line is written (the position is saved first).
+    const restarted = cluster.procs.get('n4')!;
+    await waitFor(() => restarted.output.includes('"snapshot-installed"'), 'the restarted member logs the image it installed', 10_000);
+    assert.equal(await stat(staged).catch(() => null), null, 'no image file is left behind');
+    const atLearner = new ChorusClient({ endpoints: [cluster.url('n4')] });
+    assert.equal(await atLearner.getText('big/last', { consistency: 'stale' }), 'the end');
+    const sample = await atLearner.get('big/1234', { consistency: 'stale' });
+    assert.deepEqual(sample?.value, value);
   } catch (error) {
     t.diagnostic(cluster.describe());
     throw error;
