@@ -483,6 +483,17 @@ function restoreTempPath(file: string): string {
   return `${file}.restore-tmp`;
 }
 
+/** Removes the restore file and the rollback journal SQLite may have left beside it (a crash
+ * while the check upgraded its schema). */
+function removeRestoreFiles(file: string): void {
+  fs.rmSync(restoreTempPath(file), { force: true });
+  fs.rmSync(`${restoreTempPath(file)}-journal`, { force: true });
+}
+
+function imageIndexMismatch(applied: number, expected: number): KvError {
+  return new KvError('CHORUS_BAD_SNAPSHOT', `the snapshot image holds applied index ${applied}, not the snapshot's ${expected}`);
+}
+
 function isMemoryPath(file: string): boolean {
   return file === ':memory:' || file === '';
 }
@@ -532,7 +543,7 @@ export class SqliteStateMachine {
     const limits = resolveLimits(options.limits);
     const memory = isMemoryPath(file);
     // A leftover from a restore that crashed before its rename: the old file is still whole.
-    if (!memory) fs.rmSync(restoreTempPath(file), { force: true });
+    if (!memory) removeRestoreFiles(file);
     const db = new Database(memory ? ':memory:' : file);
     try {
       configure(db, memory ? null : file);
@@ -893,6 +904,7 @@ export class SqliteStateMachine {
     this.#assertOpen();
     if (offset === 0) {
       this.#dropStaged();
+      if (this.#file !== null) removeRestoreFiles(this.#file); // a journal left there would roll back into the new image
       this.#staged = { fd: this.#file === null ? null : fs.openSync(restoreTempPath(this.#file), 'w'), chunks: [], bytes: 0 };
     }
     const staged = this.#staged;
@@ -904,8 +916,9 @@ export class SqliteStateMachine {
     staged.bytes += chunk.byteLength;
   }
 
-  /** restore() of the image stageImage() received, which must be `totalBytes` long. */
-  restoreStaged(totalBytes: number): void {
+  /** restore() of the image stageImage() received, which must be `totalBytes` long and, when
+   * `appliedIndex` is given, hold exactly that applied index (else CHORUS_BAD_SNAPSHOT). */
+  restoreStaged(totalBytes: number, appliedIndex?: number): void {
     this.#assertOpen();
     // The worker reads the file this would replace (and the WAL it would delete).
     if (this.#abortSnapshot !== null) throw new Error('restore while a snapshot is in progress: await snapshotAsync() first');
@@ -917,13 +930,22 @@ export class SqliteStateMachine {
     const file = this.#file;
     if (staged.fd === null || file === null) {
       const incoming = openImageInMemory(staged.chunks.length === 1 ? staged.chunks[0]! : concatChunks(staged.chunks, totalBytes));
+      if (appliedIndex !== undefined && incoming.applied !== appliedIndex) {
+        incoming.db.close();
+        throw imageIndexMismatch(incoming.applied, appliedIndex);
+      }
       this.#db.close();
       this.#adopt(incoming.db, incoming.applied);
       return;
     }
     fs.closeSync(staged.fd);
     const temp = restoreTempPath(file);
-    checkImageFile(temp); // CHORUS_BAD_SNAPSHOT leaves the current state as it was
+    // CHORUS_BAD_SNAPSHOT leaves the current state as it was.
+    const imageApplied = checkImageFile(temp);
+    if (appliedIndex !== undefined && imageApplied !== appliedIndex) {
+      removeRestoreFiles(file);
+      throw imageIndexMismatch(imageApplied, appliedIndex);
+    }
     try {
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch (error) {
@@ -971,7 +993,7 @@ export class SqliteStateMachine {
     this.#staged = null;
     if (staged === null || staged.fd === null) return;
     fs.closeSync(staged.fd);
-    fs.rmSync(restoreTempPath(this.#file!), { force: true });
+    removeRestoreFiles(this.#file!);
   }
 
   #assertOpen(): void {

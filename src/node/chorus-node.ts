@@ -521,15 +521,9 @@ export class ChorusNode implements MemberService, KeyspaceService {
   }
 
   private async handleReady(ready: Ready): Promise<void> {
-    // With nothing of ours to write, the leader's appends only carry the commit index (and
-    // heartbeats): they leave after the apply below, so that the answers it settles are not
-    // queued behind two socket writes (each wakes a follower: about 50 µs on this VM).
-    const persisting = ready.entries.length > 0 || ready.snapshot !== null;
-    if (persisting) {
-      for (const m of ready.messagesBeforePersist) this.send(m);
-      // On the wire before our own WAL write and fsync: the followers' fsyncs overlap ours.
-      if (ready.messagesBeforePersist.length > 0) this.transport?.flush();
-    }
+    for (const m of ready.messagesBeforePersist) this.send(m);
+    // On the wire before our own WAL write and fsync: the followers' fsyncs overlap ours.
+    if (ready.messagesBeforePersist.length > 0) this.transport?.flush();
     this.observer.noteMessagesSent(ready.messagesBeforePersist);
     for (const m of ready.messagesBeforePersist) {
       if (m.type === 'Heartbeat' && m.leaderCommit >= 0) {
@@ -592,9 +586,6 @@ export class ChorusNode implements MemberService, KeyspaceService {
     const applyStartedMs = performance.now();
     this.apply(ready.committedEntries);
     this.observer.noteApplied(ready.committedEntries.length, performance.now() - applyStartedMs);
-    // Queued, not flushed: the transport writes them at the end of this turn of the loop,
-    // after the answers (corked until the microtasks run) have left.
-    if (!persisting) for (const m of ready.messagesBeforePersist) this.send(m);
     this.takeReadStates(ready.readStates, ready.readFailures);
     this.serveAppliedReads();
     this.raft.advance(ready);
@@ -610,7 +601,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
   }
 
   private installSnapshot(index: number, bytes: number): void {
-    this.storage.stateMachine.restoreStaged(bytes);
+    this.storage.stateMachine.restoreStaged(bytes, index);
     this.snapshotsInstalled++;
     this.observer.noteSnapshotInstalled(index, bytes, this.raft.currentLeader());
     // The snapshot carries the replicated settings and member addresses.

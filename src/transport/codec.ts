@@ -49,7 +49,8 @@ export type HandshakeReply = WelcomeFrame | RefuseFrame;
 
 // One fixed configuration on both sides: plain msgpack maps (no records or shared structures,
 // which would make the stream stateful), binary as bin8/16/32, byte fields copied out on decode
-// so that a small entry never pins a large receive buffer.
+// so that a small entry never pins a large receive buffer (a snapshot chunk, which is its whole
+// frame, is the exception: decodeOwnedPayload).
 const PACKR_OPTIONS = {
   useRecords: false,
   moreTypes: false,
@@ -78,16 +79,36 @@ export function decodePayload(payload: Uint8Array): unknown {
   return decodeWith(packr, payload);
 }
 
-/** Large frames are assembled in a buffer of their own: decoding them leaves byte fields as
- * views of it instead of copying them out, since they pin nothing but that frame (its entries
- * or its snapshot chunk). A 1 MiB snapshot chunk was copied twice on arrival before. */
+/** A large snapshot chunk arrives in a frame assembled in a buffer of its own: decoding it
+ * leaves the chunk as a view of that buffer instead of copying it out (a 1 MiB chunk was copied
+ * twice on arrival before). The chunk is the frame, so it pins nothing else; the bytes of other
+ * messages (entries, multi-master values, which may be kept long after most of their frame is
+ * gone) are still copied. */
 const OWNED_VIEW_BYTES_MIN = 64 * 1024;
 const viewUnpackr = new Unpackr({ ...PACKR_OPTIONS, copyBuffers: false });
 
 /** decodePayload() of a payload that is its own buffer (FrameDecoder's `owned`), which the
  * result may then keep a reference to. */
 export function decodeOwnedPayload(payload: Uint8Array): unknown {
-  return decodeWith(payload.byteLength >= OWNED_VIEW_BYTES_MIN ? viewUnpackr : packr, payload);
+  const view = payload.byteLength >= OWNED_VIEW_BYTES_MIN && startsAsSnapshotChunk(payload);
+  return decodeWith(view ? viewUnpackr : packr, payload);
+}
+
+/** msgpack of the key 'type' and the string 'Snapshot' (fixstr headers 0xa4 and 0xa8). */
+const SNAPSHOT_TYPE_BYTES = Uint8Array.from([0xa4, ...Buffer.from('type'), 0xa8, ...Buffer.from('Snapshot')]);
+
+/** Whether a msgpack map starts with `type: 'Snapshot'` (as sendSnapshotChunks builds it). A
+ * message laid out otherwise is decoded with copies: slower, never wrong. */
+function startsAsSnapshotChunk(payload: Uint8Array): boolean {
+  const head = payload[0] ?? 0;
+  let at: number;
+  if (head >= 0x80 && head <= 0x8f) at = 1; // fixmap
+  else if (head === 0xde) at = 3; // map 16
+  else return false;
+  for (const byte of SNAPSHOT_TYPE_BYTES) {
+    if (payload[at++] !== byte) return false;
+  }
+  return true;
 }
 
 function decodeWith(unpackr: Unpackr, payload: Uint8Array): unknown {

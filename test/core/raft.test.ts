@@ -637,6 +637,32 @@ test('snapshots stream: the follower hands the image out in order and keeps none
   h.tickUntil(() => h.applied(behind).length === 12, 50);
 });
 
+test('snapshots stream: a chunk of a newer image is not handed out with the install of the one just completed', () => {
+  const h = new Harness({ seed: 5 });
+  const leader = h.elect();
+  const follower = others(h, leader)[0]!;
+  const raft = h.node(follower);
+  const term = raft.currentTerm();
+  const config = raft.log.configAt(raft.log.lastIndex());
+  const committed = raft.log.committed;
+  const chunk = (index: number, data: Uint8Array): Message => ({
+    type: 'Snapshot', from: leader, to: follower, term, seq: 1, sentTick: 0,
+    meta: { index, term, config }, offset: 0, totalBytes: data.byteLength, chunk: data,
+  });
+  // Both arrive before the member takes its next ready (it was busy with the previous one).
+  raft.step(chunk(committed + 5, bytes('image A')));
+  raft.step(chunk(committed + 9, bytes('image B, newer')));
+  const ready = raft.ready();
+  assert.deepEqual(ready.snapshot, { meta: { index: committed + 5, term, config }, totalBytes: 7 });
+  assert.deepEqual(ready.snapshotChunks.map((c) => c.meta.index), [committed + 5], 'only the chunks of the image it installs');
+  raft.advance(ready);
+  // Sent again (the leader does when the transfer stalls), B is taken now.
+  raft.step(chunk(committed + 9, bytes('image B, newer')));
+  const next = raft.ready();
+  assert.deepEqual(next.snapshotChunks.map((c) => c.meta.index), [committed + 9]);
+  assert.equal(next.snapshot?.meta.index, committed + 9);
+});
+
 test('images on demand: compaction keeps no image; a follower behind it makes the leader ask for one, then gets it', () => {
   const h = new Harness({ seed: 13, raft: { snapshotChunkBytes: 16 } });
   const leader = h.elect();

@@ -698,6 +698,23 @@ test('an image staged piece by piece restores like the whole image; offset 0 sta
     target.close();
   }
   assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), []);
+  // An image whose applied index is not the snapshot's is refused, and changes nothing.
+  const other = SqliteStateMachine.open(path.join(dir, 'state.db'));
+  const otherDigest = other.digest();
+  other.stageImage(0, image);
+  assertKvError(() => other.restoreStaged(image.byteLength, source.appliedIndex() + 1), 'CHORUS_BAD_SNAPSHOT');
+  assert.equal(other.digest(), otherDigest);
+  // A rollback journal left beside the restore file (a crash while the check upgraded an image)
+  // is removed with it, so that it can never be rolled back into the next image.
+  fs.writeFileSync(path.join(dir, 'state.db.restore-tmp-journal'), 'a journal of another image');
+  other.stageImage(0, image);
+  assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), ['state.db.restore-tmp']);
+  other.restoreStaged(image.byteLength, source.appliedIndex());
+  assert.equal(other.digest(), source.digest());
+  other.close();
+  fs.writeFileSync(path.join(dir, 'state.db.restore-tmp-journal'), 'left by a crash');
+  SqliteStateMachine.open(path.join(dir, 'state.db')).close();
+  assert.deepEqual(fs.readdirSync(dir).filter((name) => name.includes('restore')), [], 'open removes it too');
   // close() removes a half-received image.
   const closing = SqliteStateMachine.open(path.join(dir, 'state.db'));
   closing.stageImage(0, image.subarray(0, pieceBytes));

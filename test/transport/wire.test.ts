@@ -38,25 +38,32 @@ test('every message type survives encode, split at any byte, decode and validati
   }
 });
 
-test('a large assembled frame is decoded without copying its bytes; chunk views and small frames are copied', () => {
+test('a large snapshot chunk in an assembled frame is decoded without a copy; other bytes are copied', () => {
   const large = snapshotChunk('a', 'b', pattern(256 * 1024, 3));
   const small = snapshotChunk('a', 'b', pattern(1000, 4));
-  const stream = Buffer.concat([encodeFrame(small), encodeFrame(large), encodeFrame(small)]);
+  // Entries are kept in the log long after their frame: they are always copied out.
+  const entries = Array.from({ length: 4 }, (_, i) => ({ index: i + 1, term: 1, type: 'normal' as const, data: pattern(40_000, i) }));
+  const largeAppend = append('a', 'b', 2, entries);
+  const stream = Buffer.concat([encodeFrame(small), encodeFrame(large), encodeFrame(small), encodeFrame(largeAppend)]);
   for (const step of [64 * 1024, stream.length]) {
     const frames: { payload: Uint8Array; owned: boolean }[] = [];
     const decoder = new FrameDecoder(1 << 20, (payload, owned) => frames.push({ payload, owned }));
     for (let at = 0; at < stream.length; at += step) decoder.push(stream.subarray(at, at + step));
-    assert.equal(frames.length, 3);
+    assert.equal(frames.length, 4);
     // In one chunk, frames are views of it: not owned. Split over chunks, they are assembled.
     assert.equal(frames[1]!.owned, step !== stream.length, `chunks of ${step} bytes`);
-    for (const { payload, owned } of frames) {
+    assert.equal(frames[3]!.owned, step !== stream.length, `chunks of ${step} bytes`);
+    for (const { payload, owned } of frames.slice(0, 3)) {
       const message = validateMessage(owned ? decodeOwnedPayload(payload) : decodePayload(payload));
       assert.ok(message !== null && message.type === 'Snapshot');
       const sharesFrame = message.chunk.buffer === payload.buffer;
       assert.equal(sharesFrame, owned && payload.byteLength >= 64 * 1024, `chunks of ${step} bytes, ${payload.byteLength}-byte frame`);
     }
-    const decodedLarge = validateMessage(decodeOwnedPayload(frames[1]!.payload));
-    assert.deepStrictEqual(decodedLarge, large);
+    assert.deepStrictEqual(validateMessage(decodeOwnedPayload(frames[1]!.payload)), large);
+    const appended = validateMessage(decodeOwnedPayload(frames[3]!.payload));
+    assert.ok(appended !== null && appended.type === 'Append');
+    assert.deepStrictEqual(appended, largeAppend);
+    for (const entry of appended.entries) assert.notEqual(entry.data!.buffer, frames[3]!.payload.buffer, 'an entry is copied out of its frame');
   }
 });
 

@@ -976,6 +976,12 @@ export class Raft {
       reply(m.totalBytes, true, false);
       return;
     }
+    if (this.snapshotToInstall !== null) {
+      // An image completed and its install is not handed out yet: this chunk is of a newer one.
+      // A ready's chunks and install must be of one image (the driver stages them in one file),
+      // so it waits: dropped, the leader sends it again when the transfer stalls.
+      return;
+    }
     let incoming = this.incomingSnapshot;
     if (incoming === null || incoming.meta.index !== m.meta.index || incoming.meta.term !== m.meta.term || incoming.leaderTerm !== m.term) {
       // Another image: it starts at offset 0. A chunk of the same image at offset 0 again (a

@@ -211,7 +211,8 @@ export interface ReadFailure {
 export interface Ready {
   readonly hardState: HardState | null;
   readonly entries: readonly Entry[];
-  /** Pieces of an image being received, to write before anything else of this ready. */
+  /** Pieces of an image being received, to write before anything else of this ready. A ready
+   * that installs an image (`snapshot`) holds no piece of another one. */
   readonly snapshotChunks: readonly SnapshotChunk[];
   readonly snapshot: SnapshotInstall | null;
   /** With a snapshot: whether the stored log after the snapshot's index stays ('keep': the log
