@@ -521,9 +521,20 @@ export class ChorusNode implements MemberService, KeyspaceService {
   }
 
   private async handleReady(ready: Ready): Promise<void> {
-    for (const m of ready.messagesBeforePersist) this.send(m);
+    // A ready with nothing to write is mostly a commit: its entry-less appends only carry the
+    // new commit index to the followers. They leave after the apply below, queued (the transport
+    // writes them at the end of this turn of the loop), so that the answers it settles are not
+    // behind two socket writes, each waking a follower (about 50 µs of this VM's CPU each). One
+    // client's writes: p50 0.83 ms against 0.88 ms over four alternating runs. Everything else
+    // (entries, snapshot chunks, heartbeats, votes, reads) leaves at once, as before.
+    const deferCommitNotices = ready.entries.length === 0 && ready.snapshot === null;
+    const deferred: WireMessage[] = [];
+    for (const m of ready.messagesBeforePersist) {
+      if (deferCommitNotices && m.type === 'Append' && m.entries.length === 0) deferred.push(m);
+      else this.send(m);
+    }
     // On the wire before our own WAL write and fsync: the followers' fsyncs overlap ours.
-    if (ready.messagesBeforePersist.length > 0) this.transport?.flush();
+    if (ready.messagesBeforePersist.length > deferred.length) this.transport?.flush();
     this.observer.noteMessagesSent(ready.messagesBeforePersist);
     for (const m of ready.messagesBeforePersist) {
       if (m.type === 'Heartbeat' && m.leaderCommit >= 0) {
@@ -586,6 +597,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
     const applyStartedMs = performance.now();
     this.apply(ready.committedEntries);
     this.observer.noteApplied(ready.committedEntries.length, performance.now() - applyStartedMs);
+    for (const m of deferred) this.send(m); // not flushed: see deferCommitNotices
     this.takeReadStates(ready.readStates, ready.readFailures);
     this.serveAppliedReads();
     this.raft.advance(ready);
