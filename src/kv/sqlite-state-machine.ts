@@ -456,6 +456,14 @@ function snapshotFailed(why: string, cause?: unknown): Error {
 }
 
 /** Checks the worker's answer and patches the image as snapshot() does; throws on a bad one. */
+function imageFileFromWorker(message: unknown): { index: number; byteLength: number } {
+  const { index, byteLength, error } = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>;
+  if (typeof error === 'string') throw snapshotFailed(error);
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) throw snapshotFailed('the image has no valid applied index');
+  if (typeof byteLength !== 'number' || !Number.isSafeInteger(byteLength) || byteLength < 100) throw snapshotFailed('the worker did not write a database image');
+  return { index, byteLength };
+}
+
 function imageFromWorker(message: unknown): StateMachineSnapshot {
   const { index, data, error } = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>;
   if (typeof error === 'string') throw snapshotFailed(error);
@@ -832,23 +840,41 @@ export class SqliteStateMachine {
         return Promise.reject(error);
       }
     }
+    return this.#runWorker({ file: this.#file }, imageFromWorker);
+  }
+
+  /**
+   * An image of the state written to the new file `out`, like snapshotAsync() but without the
+   * image in memory: the worker runs VACUUM INTO, one consistent read written page by page.
+   * Resolves with the applied index the file holds and its size. File-backed instances only;
+   * one worker at a time, as snapshotAsync(). The caller owns `out` (it may exist after a
+   * failure) and deletes it.
+   */
+  imageFileAsync(out: string): Promise<{ index: number; byteLength: number }> {
+    if (this.#closed) return Promise.reject(new Error('the state machine is closed'));
+    if (this.#file === null) return Promise.reject(snapshotFailed('an in-memory state machine has no file to image'));
+    return this.#runWorker({ file: this.#file, out }, imageFileFromWorker);
+  }
+
+  /** Runs the snapshot worker once; `parse` turns its one message into the result. */
+  #runWorker<T>(workerData: { readonly file: string; readonly out?: string }, parse: (message: unknown) => T): Promise<T> {
     if (this.#abortSnapshot !== null) return Promise.reject(snapshotFailed('another snapshot is in progress'));
     // One short-lived worker per snapshot: snapshots are thousands of entries apart, and its
     // exit frees SQLite's copy of the image at once. execArgv: [] keeps the parent's flags (tsx's
     // loader under tests) out of a plain JavaScript worker.
     let worker: Worker;
     try {
-      worker = new Worker(SNAPSHOT_WORKER_URL, { workerData: { file: this.#file }, execArgv: [] });
+      worker = new Worker(SNAPSHOT_WORKER_URL, { workerData, execArgv: [] });
     } catch (error) {
       return Promise.reject(snapshotFailed('the worker did not start', error));
     }
-    return new Promise<StateMachineSnapshot>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const settle = (outcome: { image: StateMachineSnapshot } | { error: Error }): void => {
+      const settle = (outcome: { value: T } | { error: Error }): void => {
         if (settled) return;
         settled = true;
         this.#abortSnapshot = null;
-        if ('image' in outcome) resolve(outcome.image);
+        if ('value' in outcome) resolve(outcome.value);
         else reject(outcome.error);
       };
       this.#abortSnapshot = (error) => {
@@ -858,10 +884,10 @@ export class SqliteStateMachine {
       // The answer waits for the worker's exit, which follows it at once: its connection is closed
       // by then, so a close() or restore() right after finds the database as without it (the
       // last connection to close removes the WAL files).
-      let answer: { image: StateMachineSnapshot } | { error: Error } | null = null;
+      let answer: { value: T } | { error: Error } | null = null;
       worker.on('message', (message: unknown) => {
         try {
-          answer ??= { image: imageFromWorker(message) };
+          answer ??= { value: parse(message) };
         } catch (error) {
           answer ??= { error: error instanceof Error ? error : snapshotFailed(String(error)) };
         }

@@ -5,7 +5,8 @@
 //   <dataDir>/wal/          write-ahead log segments and the hard state (term, vote, commit)
 //   <dataDir>/snap/         the latest snapshot
 //   <dataDir>/state.db      the SQLite key-value state (with its own applied index)
-import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+//   <dataDir>/images/       images of the state being sent to followers (emptied at start)
+import { mkdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Entry, HardState, Snapshot } from '../core/raft/types.ts';
 import type { KvLimits } from '../kv/commands.ts';
@@ -36,6 +37,9 @@ const IDENTITY_FILE = 'member.json';
  * received snapshot keeps its image until the next compaction (a crash mid-restore needs it).
  */
 export const POSITION_ONLY: Uint8Array = new Uint8Array(0);
+
+/** The directory, in the data directory, of the image files a leader sends (image-file.ts). */
+export const IMAGES_DIR = 'images';
 
 export function isPositionOnly(snapshot: Snapshot): boolean {
   return snapshot.data.byteLength === 0;
@@ -115,6 +119,9 @@ export async function openStorage(options: {
   const { dataDir, logger } = options;
   await mkdir(dataDir, { recursive: true });
   await checkIdentity(dataDir, options.id, options.clusterId);
+  // Images being sent when the member stopped: no follower waits for them any more.
+  await rm(join(dataDir, IMAGES_DIR), { recursive: true, force: true });
+  await mkdir(join(dataDir, IMAGES_DIR));
   const walDir = join(dataDir, 'wal');
   const storageLog = logger.child({ component: 'storage' });
   // A WalCorruptError (CHORUS_WAL_CORRUPT, with file and offset) propagates: the member must not

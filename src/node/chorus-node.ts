@@ -16,6 +16,7 @@
 //     7. advance().
 //   While a ready is on disk the core keeps taking inputs; the next ready collects them.
 import { randomInt } from 'node:crypto';
+import fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
@@ -44,7 +45,8 @@ import type { KeyspaceService } from '../api/keyspace-routes.ts';
 import type {
   ClusterMember, ClusterView, MemberChangeJson, MemberRole, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults,
 } from '../api/types.ts';
-import { isPositionOnly, openStorage, POSITION_ONLY } from './boot.ts';
+import { IMAGES_DIR, isPositionOnly, openStorage, POSITION_ONLY } from './boot.ts';
+import { FileImage } from './image-file.ts';
 import type { OpenedStorage } from './boot.ts';
 import { formatHostPort, parseHostPort, resolveConfig } from './config.ts';
 import type { ChorusNodeConfig, HostPort, ResolvedConfig } from './config.ts';
@@ -172,6 +174,9 @@ export class ChorusNode implements MemberService, KeyspaceService {
   private imageMaking: Promise<void> = Promise.resolve();
   /** After a failed image, no new attempt before this time (performance.now() ms). */
   private imageRetryAtMs = 0;
+  /** Image files offered to the core; each is released once the core no longer holds it. */
+  private readonly imageFiles = new Set<FileImage>();
+  private imagesMade = 0;
   /** When the first chunk of the image being received arrived (null: none is being received). */
   private snapshotReceiveStartedMs: number | null = null;
   /** Applied entries past the last snapshot that start the next one (0: to be drawn). */
@@ -492,6 +497,7 @@ export class ChorusNode implements MemberService, KeyspaceService {
       if (this.state === 'running') this.startReads();
       // Acknowledgements from followers arrive between readies: the standby set may be met now.
       if (this.standbyWaits.length > 0) this.checkStandbyWaits();
+      this.releaseImages();
       this.maybeMakeImage();
       if (this.inflight !== null) return;
       this.observe();
@@ -991,27 +997,44 @@ export class ChorusNode implements MemberService, KeyspaceService {
    * the state on the snapshot worker (the event loop goes on) and offer it to the core, which
    * sends it in chunks. The core keeps it until a later compaction leaves it behind.
    */
+  /** Deletes the image files the core no longer holds (compaction or a newer image dropped them). */
+  private releaseImages(): void {
+    if (this.imageFiles.size === 0) return;
+    const held = this.raft.latestSnapshot()?.data;
+    for (const file of this.imageFiles) {
+      if (file === held) continue;
+      file.release();
+      this.imageFiles.delete(file);
+    }
+  }
+
   private maybeMakeImage(): void {
     if (this.imaging || this.state !== 'running' || !this.raft.snapshotWanted()) return;
     if (performance.now() < this.imageRetryAtMs) return;
     const startedMs = performance.now();
     this.imaging = true;
+    const path = join(this.config.dataDir, IMAGES_DIR, `image-${++this.imagesMade}.db`);
     this.imageMaking = (async () => {
       try {
-        const image = await this.storage.stateMachine.snapshotAsync();
+        const made = await this.storage.stateMachine.imageFileAsync(path);
+        const image = FileImage.open(path, made.byteLength);
         const log = this.raft.log;
         // The core must still have the entries after it, and have applied it (at boot SQLite can
         // be ahead of the core).
-        if (this.state !== 'running' || image.index > log.applied || image.index < log.firstIndex() - 1 || log.term(image.index) === undefined) {
-          this.logger.info('snapshot-image-discarded', { imageIndex: image.index, appliedIndex: log.applied, logFirstIndex: log.firstIndex() });
+        if (this.state !== 'running' || made.index > log.applied || made.index < log.firstIndex() - 1 || log.term(made.index) === undefined) {
+          image.release();
+          this.logger.info('snapshot-image-discarded', { imageIndex: made.index, appliedIndex: log.applied, logFirstIndex: log.firstIndex() });
           this.imageRetryAtMs = performance.now() + IMAGE_RETRY_MS; // not a whole new image at once
           return;
         }
-        this.raft.offerSnapshot(image.index, image.data);
-        this.observer.noteSnapshotImage(image.index, image.data.byteLength);
-        this.logger.info('snapshot-image', { imageIndex: image.index, bytes: image.data.byteLength, durationMs: Math.round(performance.now() - startedMs) });
+        this.raft.offerSnapshot(made.index, image);
+        this.imageFiles.add(image);
+        this.releaseImages(); // the one it replaces (or this one, if the core kept a newer one)
+        this.observer.noteSnapshotImage(made.index, made.byteLength);
+        this.logger.info('snapshot-image', { imageIndex: made.index, bytes: made.byteLength, durationMs: Math.round(performance.now() - startedMs) });
         this.schedulePump();
       } catch (error) {
+        fs.rmSync(path, { force: true });
         // Not fatal: the follower waits; a new attempt follows in a second.
         this.imageRetryAtMs = performance.now() + IMAGE_RETRY_MS;
         if (this.state === 'running') this.logger.warn('snapshot-image-failed', { error });
@@ -1666,6 +1689,8 @@ export class ChorusNode implements MemberService, KeyspaceService {
         this.logger.warn('hard-state-save-failed', { error });
       }
     }
+    for (const file of this.imageFiles) file.release();
+    this.imageFiles.clear();
     for (const error of await closeStorage(this.storage)) this.logger.warn('store-close-failed', { error });
     try {
       this.mmStore.close();

@@ -165,3 +165,33 @@ test('syncDurable covers what was applied at the call, for a file-backed and an 
   assert.equal(await memory.syncDurable(), 5);
   memory.close();
 });
+
+test('imageFileAsync writes a consistent image to a file while applies go on; it restores to the index it reports', async (t) => {
+  const dir = tempDir(t);
+  const sm = SqliteStateMachine.open(path.join(dir, 'state.db'));
+  t.after(() => sm.close());
+  const log = new EntryLog();
+  sm.applyBatch(writes(log, 3000));
+  const out = path.join(dir, 'image-1.tmp');
+  const pending = sm.imageFileAsync(out);
+  await assert.rejects(sm.imageFileAsync(path.join(dir, 'image-2.tmp')), /another snapshot is in progress/);
+  // Applies go on while the worker reads; the image is one of the states in between.
+  const digests = new Map<number, string>([[sm.appliedIndex(), sm.digest()]]);
+  for (let i = 0; i < 20; i++) {
+    sm.applyBatch(writes(log, 25));
+    digests.set(sm.appliedIndex(), sm.digest());
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const image = await pending;
+  assert.equal(image.byteLength, fs.statSync(out).size);
+  assert.ok(digests.has(image.index), `image at ${image.index}, a state the source went through`);
+  const target = SqliteStateMachine.open(path.join(dir, 'target.db'));
+  t.after(() => target.close());
+  target.restore(fs.readFileSync(out));
+  assert.equal(target.appliedIndex(), image.index);
+  assert.equal(target.digest(), digests.get(image.index));
+
+  const memory = SqliteStateMachine.open(':memory:');
+  t.after(() => memory.close());
+  await assert.rejects(memory.imageFileAsync(path.join(dir, 'image-3.tmp')), /in-memory/);
+});

@@ -130,10 +130,17 @@ test('snapshots: taken every snapshotEntries, sent to a member that fell behind,
   for (let i = 0; i < 120; i += 7) assert.equal(await direct.getText(`snap/${i}`, { consistency: 'stale' }), `v${i}`);
   await client.put('snap/after', 'yes');
   await waitFor(async () => (await direct.getText('snap/after', { consistency: 'stale' })) === 'yes', 'it applies new writes after the snapshot');
+  // The leader sent the image from a file; compactions after it delete the file.
+  const images = (id: string): string[] => fs.readdirSync(path.join(cluster.spec.dirs.get(id)!, 'images'));
+  await putUntil(client, 'snap/more/', 60, () => images(leader.id).length === 0);
+  assert.deepEqual(images(leader.id), []);
 
-  // Every member restarts from its snapshot and compacted log.
+  // Every member restarts from its snapshot and compacted log; image files left behind by a
+  // stop go at start.
   await cluster.stopAll();
+  fs.writeFileSync(path.join(cluster.spec.dirs.get(leader.id)!, 'images', 'image-9.db'), 'left by a crash');
   for (const id of cluster.spec.ids) await cluster.start(id);
+  assert.deepEqual(images(leader.id), []);
   await cluster.leader();
   const all = new ChorusClient({ endpoints: cluster.spec.ids.map((id) => cluster.node(id).clientUrl), timeoutMs: 10_000 });
   for (let i = 0; i < 120; i += 5) assert.equal(await all.getText(`snap/${i}`), `v${i}`);

@@ -9,6 +9,8 @@ import type {
   AppendResponseMessage,
   Entry,
   HardState,
+  Image,
+  ImageBytes,
   HeartbeatMessage,
   Membership,
   Message,
@@ -166,7 +168,7 @@ export class Raft {
    * (image.meta.index >= log.firstIndex() - 1). compact() drops an image the log no longer
    * continues, except one being sent, whose next entries it keeps.
    */
-  private image: Snapshot | null;
+  private image: Image | null;
   /** A follower needs an image and none is held: the driver should make one and offerSnapshot()
    * it. Cleared by the offer and when this member stops leading. */
   private imageWanted = false;
@@ -366,7 +368,7 @@ export class Raft {
    * sent, entries stay so that the follower can continue from it; the driver's log store may
    * still drop them (only memory is kept, the state is durable).
    */
-  compact(index: number, data: Uint8Array | null, retainFromIndex = index + 1): number {
+  compact(index: number, data: ImageBytes | null, retainFromIndex = index + 1): number {
     assert(index <= this.log.applied, `compact ${index} beyond applied ${this.log.applied}`);
     if (data !== null) this.offerSnapshot(index, data);
     if (index <= this.log.snapshotIndex()) return this.log.firstIndex();
@@ -394,7 +396,7 @@ export class Raft {
    * An image of the state at `index` (the log's snapshot index <= index <= applied), for the
    * followers that need one. Those waiting for it get it now.
    */
-  offerSnapshot(index: number, data: Uint8Array): void {
+  offerSnapshot(index: number, data: ImageBytes): void {
     assert(index <= this.log.applied, `offerSnapshot ${index} beyond applied ${this.log.applied}`);
     assert(index >= this.log.firstIndex() - 1, `offerSnapshot ${index} below the log's start ${this.log.firstIndex()}`);
     if (this.image !== null && this.image.meta.index >= index) return;
@@ -552,7 +554,7 @@ export class Raft {
   }
 
   /** The image this member would send to a follower behind its log, if it holds one. */
-  latestSnapshot(): Snapshot | null {
+  latestSnapshot(): Image | null {
     return this.image;
   }
 

@@ -43,6 +43,20 @@ export interface Snapshot {
   readonly data: Uint8Array;
 }
 
+/** The bytes of an image a leader sends: a Uint8Array, or the driver's view of a file that it
+ * reads a chunk at a time (so that a leader need not hold its state in memory to send it). The
+ * bytes must not change while the core holds the image; `subarray` may copy. */
+export interface ImageBytes {
+  readonly byteLength: number;
+  subarray(begin: number, end: number): Uint8Array;
+}
+
+/** An image this member holds to send to followers behind its log. */
+export interface Image {
+  readonly meta: SnapshotMeta;
+  readonly data: ImageBytes;
+}
+
 /** A piece of an image a follower is receiving, in order: `offset` 0 starts a new image (what
  * was received of another one is abandoned), each next chunk continues at the bytes so far. */
 export interface SnapshotChunk {
