@@ -992,11 +992,6 @@ export class ChorusNode implements MemberService, KeyspaceService {
     })();
   }
 
-  /**
-   * A follower needs the state and the log no longer has the entries it lacks: make an image of
-   * the state on the snapshot worker (the event loop goes on) and offer it to the core, which
-   * sends it in chunks. The core keeps it until a later compaction leaves it behind.
-   */
   /** Deletes the image files the core no longer holds (compaction or a newer image dropped them). */
   private releaseImages(): void {
     if (this.imageFiles.size === 0) return;
@@ -1008,6 +1003,12 @@ export class ChorusNode implements MemberService, KeyspaceService {
     }
   }
 
+  /**
+   * A follower needs the state and the log no longer has the entries it lacks: the snapshot
+   * worker writes an image of the state to a file in images/ (the event loop goes on), offered
+   * to the core, which sends it in chunks read from the file. The core keeps it until a later
+   * compaction or a newer image leaves it behind; releaseImages() then deletes the file.
+   */
   private maybeMakeImage(): void {
     if (this.imaging || this.state !== 'running' || !this.raft.snapshotWanted()) return;
     if (performance.now() < this.imageRetryAtMs) return;
@@ -1015,9 +1016,10 @@ export class ChorusNode implements MemberService, KeyspaceService {
     this.imaging = true;
     const path = join(this.config.dataDir, IMAGES_DIR, `image-${++this.imagesMade}.db`);
     this.imageMaking = (async () => {
+      let image: FileImage | null = null;
       try {
         const made = await this.storage.stateMachine.imageFileAsync(path);
-        const image = FileImage.open(path, made.byteLength);
+        image = FileImage.open(path, made.byteLength);
         const log = this.raft.log;
         // The core must still have the entries after it, and have applied it (at boot SQLite can
         // be ahead of the core).
@@ -1034,7 +1036,9 @@ export class ChorusNode implements MemberService, KeyspaceService {
         this.logger.info('snapshot-image', { imageIndex: made.index, bytes: made.byteLength, durationMs: Math.round(performance.now() - startedMs) });
         this.schedulePump();
       } catch (error) {
-        fs.rmSync(path, { force: true });
+        // The file goes unless the core holds it.
+        if (image === null) fs.rmSync(path, { force: true });
+        else if (!this.imageFiles.has(image)) image.release();
         // Not fatal: the follower waits; a new attempt follows in a second.
         this.imageRetryAtMs = performance.now() + IMAGE_RETRY_MS;
         if (this.state === 'running') this.logger.warn('snapshot-image-failed', { error });
