@@ -406,8 +406,8 @@ function checkImageFile(file: string): number {
     try {
       const header = Buffer.alloc(100);
       const got = fs.readSync(fd, header, 0, header.length, 0);
-      imageHeader(header.subarray(0, got)); // throws CHORUS_BAD_SNAPSHOT
-      if (header[HEADER_WRITE_VERSION] !== 1 || header[HEADER_READ_VERSION] !== 1) writeFully(fd, ROLLBACK_VERSIONS, HEADER_WRITE_VERSION);
+      const { walHeader } = imageHeader(header.subarray(0, got)); // throws CHORUS_BAD_SNAPSHOT
+      if (walHeader) writeFully(fd, ROLLBACK_VERSIONS, HEADER_WRITE_VERSION);
     } finally {
       fs.closeSync(fd);
     }
