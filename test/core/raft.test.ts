@@ -1289,6 +1289,7 @@ test('describeMessage: deterministic, single-line, and naming the type for every
 test('describeReady: deterministic and single-line; every line of a real transcript is one line', () => {
   const ready: Ready = {
     hardState: { term: 3, vote: 'n1', commit: 4 },
+    hardStateMustSync: true,
     entries: sampleEntries,
     snapshotChunks: [{ meta: sampleMeta, offset: 0, totalBytes: 3, data: bytes('a\nb') }],
     snapshot: { meta: sampleMeta, totalBytes: 3 },

@@ -224,6 +224,9 @@ export class Raft {
   private readStates: ReadState[] = [];
   private readFailures: ReadFailure[] = [];
   private lastHardState: HardState;
+  /** The last hard state handed out with hardStateMustSync (or the one recovered at boot): a
+   * ready must sync when its term or vote differ from this one. */
+  private lastSyncedHardState: HardState;
   private lastLeaderChangeReason: LeaderChangeReason = 'boot';
 
   // The ready handed out and not yet advanced.
@@ -276,6 +279,7 @@ export class Raft {
       this.vote = null;
     }
     this.lastHardState = this.hardState();
+    this.lastSyncedHardState = this.lastHardState;
     this.randomizedElectionTicks = this.drawElectionTicks();
   }
 
@@ -452,6 +456,8 @@ export class Raft {
     this.flushBroadcasts();
     const hs = this.hardState();
     const hardState = sameHardState(hs, this.lastHardState) ? null : hs;
+    const synced = this.lastSyncedHardState;
+    const hardStateMustSync = hardState !== null && (synced.term !== hs.term || synced.vote !== hs.vote);
     const entries = this.log.unstableEntries();
     const lastEntry = entries[entries.length - 1];
     if (lastEntry !== undefined) this.log.handedOut(lastEntry.index);
@@ -460,6 +466,7 @@ export class Raft {
     this.applyingTo = lastApply?.index ?? this.log.applied;
     const ready: Ready = {
       hardState,
+      hardStateMustSync,
       entries,
       snapshotChunks: this.snapshotChunksOut,
       snapshot: this.snapshotToInstall,
@@ -471,6 +478,7 @@ export class Raft {
       readFailures: this.readFailures,
     };
     this.lastHardState = hs;
+    if (hardStateMustSync) this.lastSyncedHardState = hs;
     this.snapshotToInstall = null;
     this.snapshotChunksOut = [];
     this.msgsBeforePersist = [];

@@ -224,6 +224,11 @@ export interface ReadFailure {
  */
 export interface Ready {
   readonly hardState: HardState | null;
+  /** etcd's MustSync: the hard state's term or vote changed, so it must be durable before
+   * `messages` leave (a vote or a term promised to a peer). False when only the commit index
+   * moved: that is a hint for recovery (the core re-learns it from the leader), which the driver
+   * may save later, but never ahead of the entries it covers. False when hardState is null. */
+  readonly hardStateMustSync: boolean;
   readonly entries: readonly Entry[];
   /** Pieces of an image being received, to write before anything else of this ready. A ready
    * that installs an image (`snapshot`) holds no piece of another one. */
