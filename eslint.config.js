@@ -10,6 +10,62 @@ const impureGlobals = [
   'clearInterval', 'clearImmediate', 'queueMicrotask', 'performance', 'require', 'Buffer', 'fetch',
 ].map((name) => ({ name, message: 'src/core is pure: inject clocks, timers and I/O through ports.' }));
 
+// Layers of src/, lowest first. A folder may import from its own layer and the layers below it,
+// never from a layer above (checked on relative import paths). The client is stricter: it may
+// import only the core, src/shared and the transport's frame splitter (pure byte framing, no
+// sockets), so that it never pulls in a server or the member.
+const layers = [
+  ['core'],
+  ['ports'],
+  ['storage', 'transport', 'kv'],
+  ['shared'],
+  ['observe'],
+  ['runtime'],
+  ['node', 'mm-node'],
+  ['api'],
+  ['client'],
+  // The command line and the composition root (which wires the member, its driver and the
+  // servers): they may import anything.
+  ['cli', 'server'],
+];
+
+/** Import patterns of every src/ folder in a layer above `folder`'s. */
+function higherFolders(folder) {
+  const level = layers.findIndex((names) => names.includes(folder));
+  return layers.slice(level + 1).flat().map((name) => `**/${name}/**`);
+}
+
+/** The no-restricted-imports pattern group that keeps `folder` within its layer. */
+function layerPatterns(folder, group = higherFolders(folder)) {
+  return { group, message: `src/${folder} may not import from a higher layer (see the layers in eslint.config.js).` };
+}
+
+const layerBlocks = [
+  ...['ports', 'storage', 'transport', 'kv', 'shared', 'observe', 'runtime', 'node', 'api'].map((folder) => ({
+    files: [`src/${folder}/**`],
+    rules: { 'no-restricted-imports': ['error', { patterns: [layerPatterns(folder)] }] },
+  })),
+  {
+    // The multi-master member sits beside the node, and must not reach into it.
+    files: ['src/mm-node/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [layerPatterns('mm-node', [...higherFolders('mm-node'), '**/node/**'])] }] },
+  },
+  {
+    files: ['src/client/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          group: [
+            '**/ports/**', '**/storage/**', '**/transport/**', '!**/transport/frame-decoder.ts', '**/kv/**', '**/observe/**',
+            '**/runtime/**', '**/node/**', '**/mm-node/**', '**/api/**', '**/cli/**', '**/server/**',
+          ],
+          message: 'src/client may import only src/core, src/shared and the transport\'s frame splitter.',
+        }],
+      }],
+    },
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'chorus-data/', 'test-artifacts/', 'src/observe/ui/assets/'] },
   js.configs.recommended,
@@ -32,9 +88,14 @@ export default tseslint.config(
   {
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', 'fs', 'net', 'os', 'crypto', 'timers', 'child_process', 'worker_threads'], message: 'src/core is pure: no Node.js modules.' }] }],
+      // One rule per file: the layer patterns live here too, or this block would replace them.
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['node:*', 'fs', 'net', 'os', 'crypto', 'timers', 'child_process', 'worker_threads'], message: 'src/core is pure: no Node.js modules.' },
+        layerPatterns('core'),
+      ] }],
       'no-restricted-globals': ['error', ...impureGlobals],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'src/core is pure: use the injected Random port.' }],
     },
   },
+  ...layerBlocks,
 );

@@ -1,4 +1,4 @@
-// Chorus's rows over its binary protocol (src/api/binary-protocol.ts): the same workers, keys,
+// Chorus's rows over its binary protocol (src/shared/binary-protocol.ts): the same workers, keys,
 // values and accounting as the HTTP rows (runLoad), sent through ChorusBinaryClient connections
 // instead of HTTP/1.1 keep-alive pools. The workers share one connection per 64 of them (a
 // pipeline: many requests in flight on it), as an application with one client per process would.

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ClusterView, Readiness } from '../src/api/types.ts';
+import type { ClusterView, Readiness } from '../src/shared/api-types.ts';
 import { OwnedCluster } from './cluster.ts';
 import type { BenchCluster, LearnerJoin } from './cluster.ts';
 import { sumSamples } from './prometheus.ts';

@@ -6,18 +6,18 @@ import net from 'node:net';
 import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import { validateCommand, validateKey } from '../kv/commands.ts';
 import type { Command } from '../kv/commands.ts';
-import { ChorusError, NotLeaderError } from '../node/errors.ts';
-import type { Logger } from '../node/logger.ts';
+import { ChorusError, NotLeaderError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
 import { parseCommitLevel } from '../node/replication.ts';
 import { TransportError } from '../transport/errors.ts';
 import { FrameDecoder } from '../transport/frame-decoder.ts';
-import { BinaryRequestError, decodeBinaryPayload, encodeBinaryFrame, parseBinaryRequest } from './binary-protocol.ts';
-import type { BinaryRequest } from './binary-protocol.ts';
+import { BinaryRequestError, decodeBinaryPayload, encodeBinaryFrame, parseBinaryRequest } from '../shared/binary-protocol.ts';
+import type { BinaryRequest } from '../shared/binary-protocol.ts';
 import { encodeKeyPath, rejectReservedKey } from './codec.ts';
 import { errorResponse } from './errors.ts';
 import { COMMIT_HEADER, Forwarder } from './forward.ts';
 import { prepareRead, readOptions } from './reads.ts';
-import type { MemberService } from './service.ts';
+import type { MemberService } from '../node/service.ts';
 
 export interface BinaryServerOptions {
   readonly requestTimeoutMs: number;

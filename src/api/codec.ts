@@ -7,8 +7,8 @@ import type { Compare, KvLimits, Op, TxnCommand } from '../kv/commands.ts';
 import { KvError } from '../kv/errors.ts';
 import { RESERVED_KEY_MARK } from '../kv/sqlite-state-machine.ts';
 import type { KvRecord, TxnOpResult } from '../kv/sqlite-state-machine.ts';
-import { ChorusError } from '../node/errors.ts';
-import type { KvListItem, TxnResultJson } from './types.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { KvListItem, TxnResultJson } from '../shared/api-types.ts';
 
 export const KV_PATH_PREFIX = '/v1/kv/';
 

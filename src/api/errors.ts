@@ -3,8 +3,8 @@
 import { MmError } from '../core/mm/errors.ts';
 import { PolicyError } from '../core/policy/replication-policy.ts';
 import { KvError } from '../kv/errors.ts';
-import { ChorusError } from '../node/errors.ts';
-import type { ChorusErrorCode } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { ChorusErrorCode } from '../shared/errors.ts';
 
 const STATUS_BY_CODE: Readonly<Record<ChorusErrorCode, number>> = {
   // The write certainly did not happen and will not: retrying is safe.

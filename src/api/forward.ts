@@ -3,7 +3,7 @@
 // a failure to connect means the leader never saw it (503, safe to retry); any failure after
 // the request may have been sent leaves its outcome unknown (504).
 import http from 'node:http';
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
 
 /** Hop count of a forwarded request; a member that receives one at the limit does not forward. */
 export const HOPS_HEADER = 'chorus-hops';

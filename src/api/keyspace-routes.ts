@@ -10,26 +10,16 @@ import { DEFAULT_KEYSPACE, validateKey } from '../kv/commands.ts';
 import type { Command, KvLimits } from '../kv/commands.ts';
 import { KvError } from '../kv/errors.ts';
 import { keyspaceKeyPrefix } from '../kv/sqlite-state-machine.ts';
-import type { ApplyResult, KeyspaceDef, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
+import type { ApplyResult, KeyspaceDef } from '../kv/sqlite-state-machine.ts';
 import type { MultiMasterWriteResult } from '../mm-node/host.ts';
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { KeyspaceService } from '../node/service.ts';
 import { asText, keyFromUrl, listItemJson, rejectReservedKey, sendRecord, toBase64 } from './codec.ts';
 
 /** Causal context of a versions keyspace: returned by GET, given back with PUT or DELETE. */
 export const CONTEXT_HEADER = 'chorus-context';
 /** Bodies of POST /v1/ks/{keyspace}/crdt/{key}. */
 const CRDT_BODY_BYTES_MAX = 1024 * 1024;
-
-export interface KeyspaceService {
-  keyspaces(): KeyspaceDef[];
-  keyspace(name: string): KeyspaceDef | undefined;
-  createKeyspace(request: { readonly name: string; readonly mode: 'consensus' | 'multi-master'; readonly conflicts: '' | 'lww' | 'versions' | 'crdt' }, deadlineMs: number): Promise<{ readonly keyspace: KeyspaceDef; readonly created: boolean }>;
-  mmWrite(keyspace: string, key: string, write: LocalWrite, w: number, deadlineMs: number): Promise<MultiMasterWriteResult>;
-  mmRead(keyspace: string, key: string): ReadView;
-  mmList(keyspace: string, prefix: string, limit: number): { readonly items: readonly { readonly key: string; readonly view: ReadView }[]; readonly more: boolean };
-  get(key: string): KvRecord | undefined;
-  range(options: RangeOptions): RangeResult;
-}
 
 /** What the keyspace routes borrow from the main server (so both behave the same). */
 export interface KeyspaceRouteDeps {

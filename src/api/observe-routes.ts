@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { KvError } from '../kv/errors.ts';
 import type { EventKind } from '../observe/events.ts';
 import type { NodeObserver } from '../observe/observer.ts';
-import type { AlertJson, AlertsResponseJson, EventsResponseJson, LagHistoryResponseJson, WebhookStatusJson } from './observe-types.ts';
+import type { AlertJson, AlertsResponseJson, EventsResponseJson, LagHistoryResponseJson, WebhookStatusJson } from '../observe/api-types.ts';
 
 export interface ObserveRoutesOptions {
   readonly observer: NodeObserver;

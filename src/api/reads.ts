@@ -1,8 +1,8 @@
 // What a read must wait for before a member serves it from its applied state, shared by the
 // HTTP API and the binary protocol (the levels are documented in docs/replication.md).
 import { KvError } from '../kv/errors.ts';
-import { ChorusError } from '../node/errors.ts';
-import type { MemberService } from './service.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { MemberService } from '../node/service.ts';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 

@@ -8,9 +8,9 @@ import { validateCommand, validateKey } from '../kv/commands.ts';
 import type { Command } from '../kv/commands.ts';
 import { KvError } from '../kv/errors.ts';
 import type { ApplyResult } from '../kv/sqlite-state-machine.ts';
-import { ChorusError, NotLeaderError } from '../node/errors.ts';
-import { silentLogger } from '../node/logger.ts';
-import type { Logger } from '../node/logger.ts';
+import { ChorusError, NotLeaderError } from '../shared/errors.ts';
+import { silentLogger } from '../shared/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import { canonicalStandbyNames, parseCommitLevel } from '../node/replication.ts';
 import { KV_PATH_PREFIX, keyFromUrl, listItemJson, parseTxnBody, rejectReservedKey, sendRecord, txnResultJson } from './codec.ts';
 import { errorResponse } from './errors.ts';
@@ -19,8 +19,9 @@ import type { ReadOptions } from './reads.ts';
 import { registerKeyspaceRoutes } from './keyspace-routes.ts';
 import { COMMIT_HEADER, Forwarder, HOPS_HEADER, LEADER_HEADER, TIMEOUT_HEADER } from './forward.ts';
 import type { ForwardResponse } from './forward.ts';
-import type { MemberService, ReplicationPatch } from './service.ts';
-import type { ClusterView, TestFaults } from './types.ts';
+import type { MemberService } from '../node/service.ts';
+import type { ReplicationPatch } from '../shared/operations.ts';
+import type { ClusterView, TestFaults } from '../shared/api-types.ts';
 
 export interface ApiOptions {
   /** Deadline of a request; a forwarded request keeps what is left of its original deadline. */

@@ -1,7 +1,7 @@
 // `chorus bench`: the benchmark of `npm run bench` as a command. With --endpoints it measures
 // the user's own running cluster (writes of new keys under bench-, reads of them; nothing is
 // deleted); without, it starts its own clusters and compares Chorus with etcd and Redis.
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
 
 export interface BenchFlags {
   readonly endpoints?: string;

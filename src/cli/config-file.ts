@@ -7,7 +7,7 @@
 // Keys may be camelCase (dataDir), kebab-case (data-dir, as the command-line flags) or
 // snake_case (data_dir).
 import { readFileSync } from 'node:fs';
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
 import { splitAlertsSection } from './config-sections.ts';
 import { camelCase, parseScalar, stripComment } from './config-syntax.ts';
 import type { SectionValue } from './config-sections.ts';

@@ -9,7 +9,7 @@
 // In YAML the section is the line `alerts:` and the indented `key: value` lines after it (blank
 // and comment lines may be mixed in); values are numbers (decimals allowed), true/false, or
 // strings (quoted as in the rest of the file). Keys may be kebab-, snake- or camelCase.
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
 import { camelCase, parseScalar, stripComment } from './config-syntax.ts';
 
 export type SectionValue = string | number | boolean;

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import type { AlertsResponseJson, EventJson, EventsResponseJson } from '../api/observe-types.ts';
+import type { AlertsResponseJson, EventJson, EventsResponseJson } from '../observe/api-types.ts';
 import { ChorusClient, ChorusClientError, normalizeEndpoint } from '../client/index.ts';
 import { topologyMarkdown, topologyMermaid } from '../observe/topology.ts';
 import type { ClientFlags } from './client-commands.ts';

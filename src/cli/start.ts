@@ -1,8 +1,8 @@
 // `chorus start`: runs one member in this process until SIGTERM or SIGINT.
-import { ChorusNode } from '../node/chorus-node.ts';
+import { ChorusNode } from '../server/chorus-node.ts';
 import type { ChorusNodeConfig } from '../node/config.ts';
-import { ChorusError } from '../node/errors.ts';
-import { createJsonLogger, isLogLevel } from '../node/logger.ts';
+import { ChorusError } from '../shared/errors.ts';
+import { createJsonLogger, isLogLevel } from '../shared/logger.ts';
 import { StorageError } from '../storage/errors.ts';
 import { parseAlertsSettings } from '../observe/config.ts';
 import type { AlertsSettings } from '../observe/config.ts';

@@ -1,4 +1,4 @@
-// A client of the binary protocol (src/api/binary-protocol.ts, docs/api.md): one TCP connection
+// A client of the binary protocol (src/shared/binary-protocol.ts, docs/api.md): one TCP connection
 // at a time to one member, many requests in flight on it, the requests of one turn of the event
 // loop written together. For applications that make many small requests; ChorusClient (HTTP)
 // does everything else and follows the leader across endpoints.
@@ -14,10 +14,10 @@
 //     whose connection broke, too), within its deadline.
 // A member that answers (any status, 503 included) is not failed over: the answer is returned.
 import net from 'node:net';
-import { decodeBinaryPayload, encodeBinaryFrame } from '../api/binary-protocol.ts';
+import { decodeBinaryPayload, encodeBinaryFrame } from '../shared/binary-protocol.ts';
 import { FrameDecoder } from '../transport/frame-decoder.ts';
-import { ChorusClientError } from './index.ts';
-import type { CommitLevel, Consistency, GetResult } from './index.ts';
+import { ChorusClientError } from './common.ts';
+import type { CommitLevel, Consistency, GetResult } from './common.ts';
 
 export interface ChorusBinaryClientOptions {
   /** host:port of one member's --listen-binary. Give this or `endpoints`, not both. */

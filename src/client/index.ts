@@ -9,30 +9,16 @@
 // It uses the global fetch (undici), which keeps connections alive between requests.
 import type {
   ClusterView, KvListItem, MemberChangeJson, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TxnRequestJson, TxnResponseJson,
-} from '../api/types.ts';
+} from '../shared/api-types.ts';
+import { ChorusClientError } from './common.ts';
+import type { CommitLevel, Consistency, GetResult } from './common.ts';
 
+export { ChorusClientError } from './common.ts';
+export type { CommitLevel, Consistency, GetResult } from './common.ts';
 export type {
   ClusterView, ClusterMember, MemberChangeJson, ReplicaHealth, ReplicationConfigJson, ReplicationStatusJson, SwitchoverJson,
   TxnRequestJson, TxnResponseJson, TxnResultJson, TxnCompareJson, TxnOpJson,
-} from '../api/types.ts';
-
-export class ChorusClientError extends Error {
-  /** The server's code (CHORUS_...), or a client-side one: CHORUS_UNAVAILABLE (no endpoint could
-   * be reached; nothing was delivered), CHORUS_TIMEOUT (deadline passed or the connection broke
-   * after sending: the outcome of a write is unknown). */
-  readonly code: string;
-  /** The HTTP status, or 0 when no response was received. */
-  readonly status: number;
-  readonly endpoint: string | null;
-
-  constructor(code: string, status: number, message: string, endpoint: string | null, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ChorusClientError';
-    this.code = code;
-    this.status = status;
-    this.endpoint = endpoint;
-  }
-}
+} from '../shared/api-types.ts';
 
 export interface ChorusClientOptions {
   /** Base URLs ("http://127.0.0.1:8001") or "host:port" strings; a comma-separated string works too. */
@@ -41,20 +27,6 @@ export interface ChorusClientOptions {
   readonly timeoutMs?: number;
   /** Pause before retrying after a 503 (default 100 ms, doubling up to 1 s). */
   readonly retryDelayMs?: number;
-}
-
-export interface GetResult {
-  readonly value: Uint8Array;
-  /** The key's mod revision (0 in a multi-master keyspace). */
-  readonly revision: number;
-  readonly createRevision: number;
-  readonly version: number;
-  /** Multi-master keyspaces: the winning write's HLC stamp (lww). */
-  readonly stamp?: string;
-  /** Multi-master keyspaces (versions): the causal context to give back with the next write. */
-  readonly context?: string;
-  /** Multi-master keyspaces (versions, crdt): the answer is JSON (siblings, or a CRDT's value). */
-  readonly json?: unknown;
 }
 
 /** A keyspace of the catalog (GET/POST /v1/keyspaces). */
@@ -91,11 +63,6 @@ export interface ListItem {
   readonly modRevision: number;
   readonly version: number;
 }
-
-export type Consistency = 'linearizable' | 'lease' | 'stale';
-
-/** synchronous_commit levels (docs/replication.md). */
-export type CommitLevel = 'off' | 'local' | 'on' | 'remote_apply';
 
 export interface WriteOptions {
   /** Commit level of this write; the cluster default (synchronous_commit) when absent. */

@@ -28,8 +28,8 @@ import {
   type ShippedRecord,
   type StoreOp,
 } from '../core/mm/index.ts';
-import { ChorusError } from '../node/errors.ts';
-import type { Logger } from '../node/logger.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { KeyspaceDef } from '../kv/sqlite-state-machine.ts';
 import type { MultiMasterMessage } from '../transport/types.ts';
 import type { KeyspaceOps, MultiMasterStore } from './store.ts';

@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import { Packr } from 'msgpackr';
 import type { DurableState, ReplicaMeta, StoreOp, StoredRecord } from '../core/mm/index.ts';
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
 
 const SCHEMA_VERSION = 1;
 

@@ -14,8 +14,8 @@ import { SqliteStateMachine } from '../kv/sqlite-state-machine.ts';
 import { FileSnapshotStore } from '../storage/snapshot-store.ts';
 import { FileStableStore } from '../storage/stable-store.ts';
 import { FileLogStore } from '../storage/wal.ts';
-import { ChorusError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
 
 export interface OpenedStorage {
   readonly logStore: FileLogStore;

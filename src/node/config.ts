@@ -9,8 +9,8 @@ import { resolveObserveConfig } from '../observe/config.ts';
 import type { AlertsSettings, ObserveConfig } from '../observe/config.ts';
 import { DEFAULT_MM_TUNING } from '../mm-node/host.ts';
 import type { MultiMasterTuning } from '../mm-node/host.ts';
-import { ChorusError } from './errors.ts';
-import type { LogLevel, Logger } from './logger.ts';
+import { ChorusError } from '../shared/errors.ts';
+import type { LogLevel, Logger } from '../shared/logger.ts';
 
 export interface HostPort {
   readonly host: string;

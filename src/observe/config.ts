@@ -2,7 +2,7 @@
 // often they are evaluated, and the optional webhook that receives raised and resolved alerts.
 // They come from the `alerts` section of the config file, from ChorusNodeConfig.alerts when
 // embedding, and from --alert-webhook; docs/observability.md lists them.
-import { ChorusError } from '../node/errors.ts';
+import { ChorusError } from '../shared/errors.ts';
 import { defaultAlertRules } from './alerts.ts';
 import type { AlertRules } from './alerts.ts';
 

@@ -3,10 +3,10 @@
 // evaluateIntervalMs, and reports each raised or resolved alert as an event, a log line and a
 // webhook delivery. It reads the runtime only through ObserveSource, so that it can be tested
 // with a fake one.
-import type { ClusterView } from '../api/types.ts';
+import type { ClusterView } from '../shared/api-types.ts';
 import type { LeaderChangeReason } from '../core/raft/raft.ts';
 import type { Membership, Message, Role } from '../core/raft/types.ts';
-import type { Logger } from '../node/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { TransportStats } from '../transport/types.ts';
 import { AlertEngine } from './alerts.ts';
 import type { Alert, AlertChanges } from './alerts.ts';

@@ -1,8 +1,8 @@
 // A document of the live cluster (`chorus topology`): members, roles, addresses, replication
 // settings, the synchronous standby set and the keyspaces, as Markdown with a Mermaid diagram,
 // or the diagram alone. Pure: it renders a /v1/cluster answer.
-import type { AlertJson } from '../api/observe-types.ts';
-import type { ClusterMember, ClusterView } from '../api/types.ts';
+import type { AlertJson } from './api-types.ts';
+import type { ClusterMember, ClusterView } from '../shared/api-types.ts';
 
 export interface TopologyInput {
   readonly view: ClusterView;

@@ -4,7 +4,7 @@
 // wait in a bounded queue: when it is full the oldest waiting one is dropped and counted, since
 // the newest state of an alert matters more than an old one. Alerts must never slow the member
 // down, so nothing here blocks the caller.
-import type { Logger } from '../node/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { WebhookConfig } from './config.ts';
 
 export interface WebhookStats {

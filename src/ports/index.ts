@@ -1,6 +1,6 @@
 // Ports: the narrow interfaces between the pure core and the outside world. Each has a real
 // implementation (src/storage, src/transport, the node runtime) and a simulated one (sim/).
-import type { Entry, HardState, Message, Snapshot } from '../core/raft/types.ts';
+import type { Entry, HardState, Message, NodeId, Snapshot } from '../core/raft/types.ts';
 
 /** Randomness, injected so that the simulator can seed it (defined by the core). */
 export type { Random } from '../core/raft/raft.ts';
@@ -54,4 +54,92 @@ export interface Transport<M = Message> {
   send(message: M): boolean;
   onMessage(handler: (message: M) => void): void;
   close(): Promise<void>;
+}
+
+// ---- Optional transport capabilities ----
+//
+// Beyond the Transport port, a transport may offer any of the capabilities below. Each is an
+// interface of its own with a type guard, so that code written against Transport<M> can use a
+// capability where the implementation has it (the TCP transport has all four, structurally)
+// and do without where it has not.
+
+/** A network address. The TCP transport's PeerAddress has this shape. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A transport that holds sent messages back briefly (to coalesce writes) and can be told to
+ * hand them to the network at once. */
+export interface FlushableTransport {
+  /** Hands queued messages to the network now rather than later in this turn of the event
+   * loop. Never delivers to a handler synchronously. */
+  flush(): void;
+}
+
+/** A transport that must be told where its peers are. */
+export interface PeerDirectory {
+  /** Adds a peer or changes its address. */
+  setPeer(id: NodeId, address: HostPort): void;
+  /** Forgets a peer and discards what was queued for it. */
+  removePeer(id: NodeId): void;
+  /** The client (HTTP) address, "host:port", the peer advertised, if known. */
+  peerClientAddress(id: NodeId): string | undefined;
+}
+
+/** Fault hooks, for tests. Every fault-injectable transport supports at least these. */
+export interface TransportFaultHooks<M> {
+  /** True: the message is lost as if by the network (`send` still returns true). */
+  readonly drop?: (message: M) => boolean;
+}
+
+export interface FaultInjectable<M> {
+  /** Installs fault hooks, replacing earlier ones; `setFaults({})` removes them. */
+  setFaults(faults: TransportFaultHooks<M>): void;
+}
+
+/** Per-peer outbound counters that every transport with statistics keeps. */
+export interface TransportPeerCounters {
+  /** Messages waiting in the queue for this peer. */
+  readonly queuedMessages: number;
+  /** Messages that left the queue towards the peer (not a delivery guarantee). */
+  readonly sentMessages: number;
+  /** `send` returned false: the queue was full or the message could not be sent. */
+  readonly droppedMessages: number;
+  /** Lost on purpose by the drop fault hook. */
+  readonly faultDroppedMessages: number;
+}
+
+export interface TransportStatsView {
+  /** By peer, for each peer this transport has a queue for. */
+  readonly peers: Readonly<Record<NodeId, TransportPeerCounters>>;
+  /** `send` to a member that is not known (or to self). */
+  readonly droppedUnknownPeer: number;
+}
+
+export interface TransportStatsSource {
+  stats(): TransportStatsView;
+}
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return names.every((name) => typeof record[name] === 'function');
+}
+
+export function isFlushable<T>(transport: T): transport is T & FlushableTransport {
+  return hasMethods(transport, ['flush']);
+}
+
+export function hasPeerDirectory<T>(transport: T): transport is T & PeerDirectory {
+  return hasMethods(transport, ['setPeer', 'removePeer', 'peerClientAddress']);
+}
+
+/** The message type is taken from the transport, so the hooks get the messages it carries. */
+export function isFaultInjectable<M>(transport: Transport<M>): transport is Transport<M> & FaultInjectable<M> {
+  return hasMethods(transport, ['setFaults']);
+}
+
+export function hasTransportStats<T>(transport: T): transport is T & TransportStatsSource {
+  return hasMethods(transport, ['stats']);
 }

@@ -1,5 +1,16 @@
-// The node-to-node transport: TCP, length-prefixed msgpack frames, handshake per connection.
+// The node-to-node transport: TCP, length-prefixed msgpack frames, handshake per connection;
+// and an in-memory one with the same contract, for tests and simulation.
 export { TcpTransport } from './tcp-transport.ts';
+export { MemoryNetwork, MemoryTransport } from './memory-transport.ts';
+export type {
+  AddressedMessage,
+  DeliveryScheduler,
+  LinkRef,
+  MemoryInboundStats,
+  MemoryNetworkOptions,
+  MemoryPeerStats,
+  MemoryTransportStats,
+} from './memory-transport.ts';
 export { TransportError } from './errors.ts';
 export type { TransportErrorCode } from './errors.ts';
 export { PROTOCOL_VERSION } from './codec.ts';

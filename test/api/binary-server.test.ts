@@ -4,11 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { decodeBinaryPayload, encodeBinaryFrame } from '../../src/api/binary-protocol.ts';
+import { decodeBinaryPayload, encodeBinaryFrame } from '../../src/shared/binary-protocol.ts';
 import { BinaryServer } from '../../src/api/binary-server.ts';
 import type { BinaryServerOptions } from '../../src/api/binary-server.ts';
 import type { ApplyResult } from '../../src/kv/sqlite-state-machine.ts';
-import { silentLogger } from '../../src/node/logger.ts';
+import { silentLogger } from '../../src/shared/logger.ts';
 import { ChorusBinaryClient } from '../../src/client/index.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
 import { FakeService, listening } from './fake-service.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { encodeKeyPath, keyFromUrl, parseTxnBody, txnResultJson } from '../../src/api/codec.ts';
 import { errorResponse, httpStatusOf } from '../../src/api/errors.ts';
 import { DEFAULT_KV_LIMITS, KvError } from '../../src/kv/commands.ts';
-import { ChorusError } from '../../src/node/errors.ts';
+import { ChorusError } from '../../src/shared/errors.ts';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

@@ -5,13 +5,14 @@ import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createApiServer } from '../../src/api/server.ts';
 import type { ApiOptions } from '../../src/api/server.ts';
-import type { MemberService, ReadMode, ReplicationPatch, WriteAck, WriteOptions } from '../../src/api/service.ts';
-import type { ClusterView, MemberChangeJson, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults } from '../../src/api/types.ts';
+import type { MemberService } from '../../src/node/service.ts';
+import type { ReadMode, ReplicationPatch, WriteAck, WriteOptions } from '../../src/shared/operations.ts';
+import type { ClusterView, MemberChangeJson, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults } from '../../src/shared/api-types.ts';
 import { encodeCommand, resolveLimits } from '../../src/kv/commands.ts';
 import type { Command, KvLimits } from '../../src/kv/commands.ts';
 import { SqliteStateMachine } from '../../src/kv/sqlite-state-machine.ts';
 import type { ApplyResult, KvRecord, RangeOptions, RangeResult } from '../../src/kv/sqlite-state-machine.ts';
-import { ChorusError, NotLeaderError } from '../../src/node/errors.ts';
+import { ChorusError, NotLeaderError } from '../../src/shared/errors.ts';
 
 export class FakeService implements MemberService {
   readonly id: string;

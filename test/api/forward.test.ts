@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { Forwarder, HOPS_HEADER, LEADER_HEADER } from '../../src/api/forward.ts';
-import { ChorusError } from '../../src/node/errors.ts';
+import { ChorusError } from '../../src/shared/errors.ts';
 import { freePorts } from '../node/helpers.ts';
 import { FakeService, apiFor, listening } from './fake-service.ts';
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { httpStatusOf } from '../../src/api/errors.ts';
-import { ChorusError } from '../../src/node/errors.ts';
+import { ChorusError } from '../../src/shared/errors.ts';
 import { FakeService, apiFor, listening } from './fake-service.ts';
 
 function json(body: string): Record<string, unknown> {

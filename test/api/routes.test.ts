@@ -2,7 +2,7 @@
 // input, the body limits, and that the server keeps serving after each bad request.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChorusError } from '../../src/node/errors.ts';
+import { ChorusError } from '../../src/shared/errors.ts';
 import { FakeService, apiFor } from './fake-service.ts';
 
 function json(body: string): Record<string, unknown> {

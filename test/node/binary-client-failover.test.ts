@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
-import { decodeBinaryPayload } from '../../src/api/binary-protocol.ts';
+import { decodeBinaryPayload } from '../../src/shared/binary-protocol.ts';
 import { ChorusBinaryClient, ChorusClient, ChorusClientError } from '../../src/client/index.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
 import { binaryCluster, freePorts, HOST, waitFor } from './helpers.ts';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { encodeBinaryFrame, decodeBinaryPayload } from '../../src/api/binary-protocol.ts';
+import { encodeBinaryFrame, decodeBinaryPayload } from '../../src/shared/binary-protocol.ts';
 import { ChorusBinaryClient, ChorusClient, ChorusClientError } from '../../src/client/index.ts';
 import { FrameDecoder } from '../../src/transport/frame-decoder.ts';
 import { BinaryEndpoints } from '../../bench/binary-phases.ts';

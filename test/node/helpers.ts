@@ -6,10 +6,10 @@ import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { ChorusNode } from '../../src/node/chorus-node.ts';
+import { ChorusNode } from '../../src/server/chorus-node.ts';
 import type { ChorusNodeConfig } from '../../src/node/config.ts';
-import { createJsonLogger } from '../../src/node/logger.ts';
-import type { Logger } from '../../src/node/logger.ts';
+import { createJsonLogger } from '../../src/shared/logger.ts';
+import type { Logger } from '../../src/shared/logger.ts';
 
 export const HOST = '127.0.0.1';
 

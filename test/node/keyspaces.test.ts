@@ -3,7 +3,7 @@
 // others), each conflict strategy after healing, ?w=N, bad input, and restart from mm.db.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChorusNode } from '../../src/node/index.ts';
+import type { ChorusNode } from '../../src/server/index.ts';
 import { http, startCluster, waitFor } from './helpers.ts';
 
 const json = (body: unknown): string => JSON.stringify(body);

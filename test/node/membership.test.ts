@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChorusClient } from '../../src/client/index.ts';
-import type { ClusterMember, ClusterView } from '../../src/api/types.ts';
+import type { ClusterMember, ClusterView } from '../../src/shared/api-types.ts';
 import { TestCluster, http, startCluster, startGrowableCluster, waitFor } from './helpers.ts';
 
 function code(answer: { json: () => unknown }): string {

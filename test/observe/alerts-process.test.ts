@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import type { AlertJson, AlertsResponseJson, EventsResponseJson } from '../../src/api/observe-types.ts';
+import type { AlertJson, AlertsResponseJson, EventsResponseJson } from '../../src/observe/api-types.ts';
 import { sleep, tempDir } from '../node/helpers.ts';
 import { runCli, spawnChorus, startProcessCluster, waitFor } from '../process/helpers.ts';
 import { WriteLoad } from '../process/load.ts';

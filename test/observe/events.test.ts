@@ -3,8 +3,8 @@
 // changes, snapshot transfers; and GET /v1/events (since, limit, kind, errors).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { EventJson, EventsResponseJson } from '../../src/api/observe-types.ts';
-import type { ChorusNode } from '../../src/node/chorus-node.ts';
+import type { EventJson, EventsResponseJson } from '../../src/observe/api-types.ts';
+import type { ChorusNode } from '../../src/server/chorus-node.ts';
 import { TestCluster, http, startCluster, startGrowableCluster, waitFor } from '../node/helpers.ts';
 import { parseExposition, value } from './prom.ts';
 

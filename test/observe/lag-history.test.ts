@@ -2,7 +2,7 @@
 // and served through any member by GET /v1/lag-history.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LagHistoryResponseJson } from '../../src/api/observe-types.ts';
+import type { LagHistoryResponseJson } from '../../src/observe/api-types.ts';
 import type { FollowerObservation } from '../../src/observe/conditions.ts';
 import { LagHistory } from '../../src/observe/lag-history.ts';
 import { http, startCluster, waitFor } from '../node/helpers.ts';

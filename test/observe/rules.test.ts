@@ -4,14 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClusterView } from '../../src/api/types.ts';
+import type { ClusterView } from '../../src/shared/api-types.ts';
 import { defaultAlertRules } from '../../src/observe/alerts.ts';
 import type { AlertRules } from '../../src/observe/alerts.ts';
 import { alertConditions } from '../../src/observe/conditions.ts';
 import type { FollowerObservation, Observation } from '../../src/observe/conditions.ts';
 import { resolveObserveConfig } from '../../src/observe/config.ts';
 import { NodeObserver } from '../../src/observe/observer.ts';
-import { createJsonLogger } from '../../src/node/logger.ts';
+import { createJsonLogger } from '../../src/shared/logger.ts';
 
 const rules: AlertRules = { ...defaultAlertRules, lagSecondsMax: 2, lagBytesMin: 1, stallSeconds: 5, noLeaderSeconds: 3, fsyncSecondsMax: 0.5 };
 

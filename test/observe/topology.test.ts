@@ -1,7 +1,7 @@
 // The topology document: Markdown tables and a Mermaid diagram of a /v1/cluster answer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClusterMember, ClusterView } from '../../src/api/types.ts';
+import type { ClusterMember, ClusterView } from '../../src/shared/api-types.ts';
 import { topologyMarkdown, topologyMermaid } from '../../src/observe/topology.ts';
 
 function member(id: string, overrides: Partial<ClusterMember> = {}): ClusterMember {

@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ClusterView } from '../../src/api/types.ts';
+import type { ClusterView } from '../../src/shared/api-types.ts';
 import { clusterSpec, HOST, sleep, waitFor } from '../node/helpers.ts';
 import type { ClusterSpec } from '../node/helpers.ts';
 

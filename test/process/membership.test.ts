@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { ChorusClient } from '../../src/client/index.ts';
-import type { ClusterView } from '../../src/api/types.ts';
+import type { ClusterView } from '../../src/shared/api-types.ts';
 import type { ProcessCluster } from './helpers.ts';
 import { pool, runCli, spawnChorus, startGrowableProcessCluster, startProcessCluster, waitFor } from './helpers.ts';
 import { WriteLoad, assertNoneMissing } from './load.ts';

@@ -1,30 +1,10 @@
-// What the HTTP API needs of a member. ChorusNode implements it; API tests use fakes.
-import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
+// What the HTTP and binary APIs need of a member. ChorusNode implements it; API tests use fakes.
+import type { LocalWrite, ReadView } from '../core/mm/index.ts';
 import type { Command, KvLimits } from '../kv/commands.ts';
-import type { ApplyResult, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
-import type { KeyspaceService } from './keyspace-routes.ts';
-import type { ClusterView, MemberChangeJson, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults } from './types.ts';
-
-export interface WriteOptions {
-  /** The commit level asked for; undefined: the cluster default (a txn gets at least 'on'). */
-  readonly level?: SynchronousCommit;
-}
-
-/** What an acknowledged write reports. At off/local the entry is only appended (or durable) in
- * the leader's log and may still be lost, so there is no state-machine result yet. */
-export type WriteAck =
-  | { readonly committed: true; readonly result: ApplyResult }
-  | { readonly committed: false; readonly revision: number };
-
-/** linearizable reads confirm leadership with a heartbeat round (quorum) or trust the leader's
- * lease (lease; falls back to a round when the lease is off or not valid). */
-export type ReadMode = 'quorum' | 'lease';
-
-export interface ReplicationPatch {
-  readonly synchronousCommit?: SynchronousCommit;
-  /** Canonical form. */
-  readonly synchronousStandbyNames?: string;
-}
+import type { KeyspaceDef, KvRecord, RangeOptions, RangeResult } from '../kv/sqlite-state-machine.ts';
+import type { MultiMasterWriteResult } from '../mm-node/host.ts';
+import type { ClusterView, MemberChangeJson, Readiness, ReplicaHealth, ReplicationConfigJson, SwitchoverJson, TestFaults } from '../shared/api-types.ts';
+import type { ReadMode, ReplicationPatch, WriteAck, WriteOptions } from '../shared/operations.ts';
 
 export interface MemberService {
   readonly id: string;
@@ -71,4 +51,16 @@ export interface MemberService {
   readonly keyspaceService?: KeyspaceService;
   /** Present only when test faults are enabled. */
   setTestFaults?(faults: TestFaults): void;
+}
+
+/** Keyspaces: the catalog and multi-master reads and writes (the /v1/keyspaces and /v1/ks routes). */
+export interface KeyspaceService {
+  keyspaces(): KeyspaceDef[];
+  keyspace(name: string): KeyspaceDef | undefined;
+  createKeyspace(request: { readonly name: string; readonly mode: 'consensus' | 'multi-master'; readonly conflicts: '' | 'lww' | 'versions' | 'crdt' }, deadlineMs: number): Promise<{ readonly keyspace: KeyspaceDef; readonly created: boolean }>;
+  mmWrite(keyspace: string, key: string, write: LocalWrite, w: number, deadlineMs: number): Promise<MultiMasterWriteResult>;
+  mmRead(keyspace: string, key: string): ReadView;
+  mmList(keyspace: string, prefix: string, limit: number): { readonly items: readonly { readonly key: string; readonly view: ReadView }[]; readonly more: boolean };
+  get(key: string): KvRecord | undefined;
+  range(options: RangeOptions): RangeResult;
 }

@@ -1,7 +1,7 @@
 // The JSON shapes of the observability endpoints (docs/observability.md). Types only: the CLI
 // and clients import them without pulling in the server.
-import type { AlertRules, Severity } from '../observe/alerts.ts';
-import type { EventKind } from '../observe/events.ts';
+import type { AlertRules, Severity } from './alerts.ts';
+import type { EventKind } from './events.ts';
 
 export interface AlertJson {
   /** Stable identity, e.g. "replication-lag:n3". */
