@@ -14,14 +14,14 @@ const mutants = [
     name: 'commit-old-term',
     what: 'counting replicas for an entry of an earlier term (Raft §5.4.2 / Figure 8)',
     file: 'src/core/raft/raft.ts',
-    from: 'this.log.term(candidate) === this.term',
-    to: 'this.log.term(candidate) !== undefined',
+    from: 'this.raftLog.term(candidate) === this.term',
+    to: 'this.raftLog.term(candidate) !== undefined',
   },
   {
     name: 'vote-no-log-check',
     what: 'granting a vote without checking that the candidate log is up to date',
     file: 'src/core/raft/raft.ts',
-    from: 'const upToDate = this.log.isUpToDate(m.lastIndex, m.lastTerm);',
+    from: 'const upToDate = this.raftLog.isUpToDate(m.lastIndex, m.lastTerm);',
     to: 'const upToDate = m.lastIndex >= 0;',
   },
   {
@@ -39,11 +39,25 @@ const mutants = [
     to: 'const hi = this.persisted;',
   },
   {
+    name: 'follower-commit-past-match',
+    what: 'a follower committing up to min(leaderCommit, its own last index) instead of the last entry the append proved to match (Figure 2, AppendEntries rule 5)',
+    file: 'src/core/raft/log.ts',
+    from: 'this.commitTo(Math.min(leaderCommit, lastNew));',
+    to: 'this.commitTo(Math.min(leaderCommit, this.lastIndex()));',
+  },
+  {
+    name: 'heartbeat-commit-past-match',
+    what: 'a heartbeat carrying the leader commit index to a follower not known to hold that much of its log',
+    file: 'src/core/raft/replication.ts',
+    from: 'commit: Math.min(pr.match, this.log.committed), leaderCommit,',
+    to: 'commit: this.log.committed, leaderCommit,',
+  },
+  {
     name: 'no-step-down',
     what: 'a leader that does not step down when isolated while lease reads are on',
-    file: 'src/core/raft/raft.ts',
-    from: 'if (this.tickNow - since > windowTicks) {',
-    to: 'if (this.tickNow - since > windowTicks && this.leaseTicks === 0) {',
+    file: 'src/core/raft/lease.ts',
+    from: 'return now - since > windowTicks;',
+    to: 'return now - since > windowTicks && this.settings.leaseTicks === 0;',
   },
 ];
 

@@ -17,35 +17,35 @@ export interface Clock {
  */
 export interface LogStore {
   /** Every stored entry, in index order, as recovered at open. */
-  readAll(): Promise<Entry[]>;
+  readAll(): PromiseLike<Entry[]>;
   /** Writes entries. If entries[0].index <= lastIndex(), the log is first truncated so that
    * entries[0].index becomes the next index. Entries must be contiguous. */
-  append(entries: readonly Entry[]): Promise<void>;
+  append(entries: readonly Entry[]): PromiseLike<void>;
   /** Makes every completed append durable. */
-  sync(): Promise<void>;
+  sync(): PromiseLike<void>;
   /** Discards entries with index <= index; a snapshot covers them. Durable when it resolves. */
-  compact(index: number): Promise<void>;
+  compact(index: number): PromiseLike<void>;
   /** Discards every entry; the next append starts at nextIndex (a snapshot replaced the log). */
-  reset(nextIndex: number): Promise<void>;
+  reset(nextIndex: number): PromiseLike<void>;
   /** The first stored index, or lastIndex()+1 when empty. */
   firstIndex(): number;
   /** The last stored index, or firstIndex()-1 when empty. */
   lastIndex(): number;
-  close(): Promise<void>;
+  close(): PromiseLike<void>;
 }
 
 /** Term, vote and commit: saved atomically and durably. */
 export interface StableStore {
-  load(): Promise<HardState | null>;
-  save(state: HardState): Promise<void>;
-  close(): Promise<void>;
+  load(): PromiseLike<HardState | null>;
+  save(state: HardState): PromiseLike<void>;
+  close(): PromiseLike<void>;
 }
 
 /** The latest snapshot, saved under a temporary name, checksummed, then renamed. */
 export interface SnapshotStore {
-  load(): Promise<Snapshot | null>;
-  save(snapshot: Snapshot): Promise<void>;
-  close(): Promise<void>;
+  load(): PromiseLike<Snapshot | null>;
+  save(snapshot: Snapshot): PromiseLike<void>;
+  close(): PromiseLike<void>;
 }
 
 /** Node-to-node messages: best effort, bounded queues, never blocks the caller. */

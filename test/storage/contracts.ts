@@ -31,7 +31,7 @@ export type LogStoreFactory = StoreFactory<LogStore>;
 export type StableStoreFactory = StoreFactory<StableStore>;
 export type SnapshotStoreFactory = StoreFactory<SnapshotStore>;
 
-type Closable = { close(): Promise<void> };
+type Closable = { close(): PromiseLike<void> };
 
 /** Runs `body` on a fresh medium; closes every store it opened and disposes of the medium. */
 async function onFreshMedium<S extends Closable>(factory: StoreFactory<S>, body: (open: () => Promise<S>) => Promise<void>): Promise<void> {
@@ -44,7 +44,7 @@ async function onFreshMedium<S extends Closable>(factory: StoreFactory<S>, body:
       return store;
     });
   } finally {
-    for (const store of opened) await store.close().catch(() => undefined);
+    for (const store of opened) await Promise.resolve(store.close()).catch(() => undefined);
     await medium.dispose?.();
   }
 }
@@ -95,8 +95,8 @@ async function assertLog(store: LogStore, expected: readonly Entry[], first: num
   assertEntries(await store.readAll(), expected, `${message}: readAll`);
 }
 
-async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
+async function rejectsWithCode(promise: PromiseLike<unknown>, code: string): Promise<void> {
+  await assert.rejects(Promise.resolve(promise), (error: unknown) => {
     assert.equal((error as { code?: unknown }).code, code);
     return true;
   });
@@ -371,7 +371,7 @@ export function stableStoreContract(name: string, factory: StableStoreFactory): 
     test('saves made without awaiting apply in order', async () => {
       await onFreshMedium(factory, async (open) => {
         const store = await open();
-        const saves: Promise<void>[] = [];
+        const saves: PromiseLike<void>[] = [];
         for (let term = 1; term <= 10; term++) saves.push(store.save({ term, vote: `v${term}`, commit: term * 2 }));
         await Promise.all(saves);
         assert.deepStrictEqual(await store.load(), { term: 10, vote: 'v10', commit: 20 });

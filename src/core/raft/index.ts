@@ -1,6 +1,11 @@
 export * from './types.ts';
-export { Raft, applyConfigChange, quorumValue } from './raft.ts';
+export { Raft } from './raft.ts';
+export { applyConfigChange } from './confchange.ts';
+export { quorumValue } from './quorum.ts';
 export { ImageAssembler } from './image-assembler.ts';
-export type { RaftOptions, RaftBootState, RaftStatus, ProgressStatus, ConfigChange, LeaderChangeReason, Random } from './raft.ts';
+export type { RaftOptions, RaftBootState, Random } from './options.ts';
+export type { RaftStatus, ProgressStatus, LeaderChangeReason } from './status.ts';
+export type { ConfigChange } from './confchange.ts';
+export type { RaftLogView } from './log.ts';
 export { describeMessage, describeReady, describeEntry } from './describe.ts';
 export { InvariantError, assert } from './assert.ts';

@@ -10,7 +10,29 @@ interface ConfigAt {
   readonly config: Membership;
 }
 
-export class RaftLog {
+/** The log as the rest of the member sees it: positions, terms, entries and configurations,
+ * and no way to change them (only the core appends, commits, compacts and installs). */
+export interface RaftLogView {
+  /** The highest index known to be committed. */
+  readonly committed: number;
+  /** The highest index the driver reported applied. */
+  readonly applied: number;
+  /** The highest index the driver reported durable here. */
+  readonly persisted: number;
+  snapshotIndex(): number;
+  snapshotTerm(): number;
+  firstIndex(): number;
+  lastIndex(): number;
+  lastTerm(): number;
+  term(index: number): number | undefined;
+  entry(index: number): Entry | undefined;
+  matchTerm(index: number, term: number): boolean;
+  config(): Membership;
+  configIndex(): number;
+  configAt(index: number): Membership;
+}
+
+export class RaftLog implements RaftLogView {
   // Invariant: entries[i].index === baseIndex + 1 + i, baseIndex <= snapshotIndex, and the
   // entries reach at least the snapshot's index when any remain below it.
   private entries: Entry[] = [];
@@ -147,6 +169,35 @@ export class RaftLog {
     return truncatedFrom;
   }
 
+  /**
+   * A follower's AppendEntries rules 2-5 (Raft Figure 2) for entries that follow `prevIndex`:
+   * unless the log holds `prevTerm` there, nothing changes and the answer is null. Otherwise the
+   * entries are merged (the first conflicting one truncates the log, §5.3) and the commit index
+   * moves to min(leaderCommit, the index of the append's last entry), never further: entries
+   * beyond it may be a stale tail of another leader, which this append did not prove. Returns
+   * that last index.
+   */
+  maybeAppend(prevIndex: number, prevTerm: number, entries: readonly Entry[], leaderCommit: number): number | null {
+    if (!this.matchTerm(prevIndex, prevTerm)) return null;
+    this.merge(entries);
+    const lastNew = prevIndex + entries.length;
+    this.commitTo(Math.min(leaderCommit, lastNew));
+    return lastNew;
+  }
+
+  /**
+   * Where a refused append's prevIndex went wrong, for the leader to skip a whole term per round
+   * trip (Raft §5.3, "optimization"): the term of the entry there and the first index of its run
+   * above the commit index; or term 0 and the index after the log when it is shorter.
+   */
+  conflictHint(prevIndex: number): { conflictTerm: number; conflictIndex: number } {
+    if (prevIndex > this.lastIndex()) return { conflictTerm: 0, conflictIndex: this.lastIndex() + 1 };
+    const conflictTerm = this.term(prevIndex) ?? 0;
+    let conflictIndex = prevIndex;
+    while (conflictIndex - 1 > this.committed && this.term(conflictIndex - 1) === conflictTerm) conflictIndex--;
+    return { conflictTerm, conflictIndex };
+  }
+
   private pushEntry(entry: Entry): void {
     this.entries.push(entry);
     if (entry.type === 'config') {
@@ -183,6 +234,11 @@ export class RaftLog {
     return this.baseConfig.config;
   }
 
+  /** The driver applied the entries up to `index` (handed out by nextToApply). */
+  appliedTo(index: number): void {
+    if (index > this.applied) this.applied = index;
+  }
+
   commitTo(index: number): boolean {
     if (index <= this.committed) return false;
     assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
@@ -192,7 +248,7 @@ export class RaftLog {
 
   /** Entries that are committed and durable here but not yet handed out for applying. */
   nextToApply(fromIndex: number, countMax: number): Entry[] {
-    const hi = Math.min(this.committed, this.persisted); // MUTANT:apply-uncommitted
+    const hi = Math.min(this.committed, this.persisted);
     if (fromIndex > hi) return [];
     return this.slice(fromIndex, Math.min(hi, fromIndex + countMax - 1), countMax, Number.MAX_SAFE_INTEGER);
   }
