@@ -31,13 +31,6 @@ export interface OpenedStorage {
 
 const IDENTITY_FILE = 'member.json';
 
-/**
- * The data of a snapshot saved by log compaction: no image, only the position (index, term,
- * membership), because the state database holds the state itself, durably, at or past it. A
- * received snapshot keeps its image until the next compaction (a crash mid-restore needs it).
- */
-export const POSITION_ONLY: Uint8Array = new Uint8Array(0);
-
 /** The directory, in the data directory, of the image files a leader sends (image-file.ts). */
 export const IMAGES_DIR = 'images';
 

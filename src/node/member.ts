@@ -5,7 +5,7 @@
 // the composition root (chorus-node.ts) wires its transport and servers.
 import type { SynchronousCommit } from '../core/policy/replication-policy.ts';
 import type { Raft } from '../core/raft/raft.ts';
-import type { Entry, HardState, Role } from '../core/raft/types.ts';
+import type { Entry, Role } from '../core/raft/types.ts';
 import type { LocalWrite, ReadView } from '../core/mm/index.ts';
 import type { MultiMasterHost, MultiMasterWriteResult } from '../mm-node/host.ts';
 import { encodeCommand, validateCommand } from '../kv/commands.ts';
@@ -431,10 +431,5 @@ export class Member {
   failed(): void {
     this.state = 'failed';
     this.failWaiting(() => timeoutError('the member failed'), () => new ChorusError('CHORUS_FATAL', 'the member failed'));
-  }
-
-  /** The hard state a clean stop saves (the commit index a throttled save left behind). */
-  hardStateToSave(): HardState | null {
-    return this.driver.hardStateToSave;
   }
 }
